@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmleak/vmleak/elfcore"
+	"github.com/vmleak/vmleak/kdwarf"
+	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/vmcoreinfo"
+	"github.com/vmleak/vmleak/xlat"
+)
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	vmlinux   string
+	debugDirs []string
+	force     bool
+	zeroFill  bool
+	json      bool
+	types     string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "vmleak",
+		Short: "Find where a crashed kernel's memory went",
+		Long: `vmleak analyzes Linux kernel crash dumps (vmcores) offline: kdump ELF
+(/proc/vmcore), makedumpfile's compressed and flattened formats, and QEMU
+dump-guest-memory output, with the matching vmlinux debuginfo.
+
+` + exitCodesHelp,
+		Example: `  vmleak info /var/crash/vmcore
+  vmleak info vmcore --vmlinux /usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64 --json`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{msg: err.Error() + "\n" + c.UsageString()}
+	})
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.vmlinux, "vmlinux", "", "vmlinux with debuginfo (default: found from the dump's kernel release)")
+	pf.StringArrayVar(&g.debugDirs, "debuginfo-dir", nil, "extra root to search for vmlinux and module debuginfo (repeatable)")
+	pf.BoolVar(&g.force, "force", false, "use the vmlinux even if it does not match the dump (with a warning)")
+	pf.BoolVar(&g.zeroFill, "zero-fill", false, "read memory missing from the dump as zeros (reported in the output)")
+	pf.BoolVar(&g.json, "json", false, "print JSON instead of text")
+	pf.StringVar(&g.types, "types", "auto", "type information source: auto, btf or dwarf")
+	root.AddCommand(newInfoCmd(g), newSlabsCmd(g), newSlabinfoCmd(g))
+	return root
+}
+
+// exactArgs is cobra.ExactArgs with a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return &usageError{msg: fmt.Sprintf("%s takes %d argument(s), got %d\n%s", c.Name(), n, len(args), c.UsageString())}
+		}
+		return nil
+	}
+}
+
+// openKernel opens a dump with the global options, classifying errors for exit codes.
+func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kernel, error) {
+	switch g.types {
+	case "auto", "btf", "dwarf":
+	default:
+		return nil, &usageError{msg: fmt.Sprintf("--types must be auto, btf or dwarf, not %q", g.types)}
+	}
+	k, err := kernel.Open(dump, kernel.Options{
+		Vmlinux:     g.vmlinux,
+		DebugDirs:   g.debugDirs,
+		Force:       g.force,
+		ZeroFill:    g.zeroFill,
+		TypeSource:  kdwarf.TypeSource(g.types),
+		SkipVmlinux: skipVmlinux,
+	})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return k, nil
+}
+
+// classify wraps an error from the library in the type that picks its exit code.
+func classify(err error) error {
+	var (
+		me  *kernel.MismatchError
+		fe  *elfcore.FormatError
+		mp  *elfcore.MissingPageError
+		pe  *elfcore.PageError
+		te  *xlat.TranslateError
+		re  *kernel.ReadError
+		vpe *vmcoreinfo.ParseError
+		pth *os.PathError
+	)
+	switch {
+	case errors.As(err, &me):
+		return &mismatchError{err}
+	case errors.Is(err, elfcore.ErrUnrecognizedFormat), errors.Is(err, kernel.ErrNoVmlinux), errors.Is(err, kernel.ErrUnsupported),
+		errors.As(err, &fe), errors.As(err, &mp), errors.As(err, &pe), errors.As(err, &te), errors.As(err, &re),
+		errors.As(err, &vpe), errors.As(err, &pth), errors.Is(err, kdwarf.ErrNotFound), errors.Is(err, kdwarf.ErrNoTypes),
+		errors.Is(err, io.ErrUnexpectedEOF):
+		return &inputError{err}
+	}
+	return err
+}
+
+// printWarnings writes the library's warnings to stderr.
+func printWarnings(w io.Writer, ws []string) {
+	for _, s := range ws {
+		fmt.Fprintf(w, "vmleak: warning: %s\n", s)
+	}
+}

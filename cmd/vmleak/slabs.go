@@ -1,0 +1,300 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/walk"
+)
+
+// takeCensus opens a dump and counts its slab caches, printing progress on
+// stderr when that is a terminal and the work takes more than a second.
+func (g *globalOptions) takeCensus(c *cobra.Command, dump string) (*kernel.Kernel, *walk.Census, error) {
+	done := progress(c.ErrOrStderr(), "counting slab objects")
+	defer done()
+	k, err := g.openKernel(dump, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := walk.New(k)
+	if err != nil {
+		k.Close()
+		return nil, nil, classify(err)
+	}
+	cen, err := w.Census()
+	if err != nil {
+		k.Close()
+		return nil, nil, classify(err)
+	}
+	w.SetAliases(cen)
+	cen.Warnings = append(k.Warnings(), cen.Warnings...)
+	return k, cen, nil
+}
+
+// progress prints a note after a second if out is a terminal; the returned
+// function ends it.
+func progress(out io.Writer, what string) func() {
+	f, ok := out.(*os.File)
+	if !ok {
+		return func() {}
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	shown := make(chan bool, 1)
+	go func() {
+		select {
+		case <-stop:
+			shown <- false
+		case <-time.After(time.Second):
+			fmt.Fprintf(f, "vmleak: %s...", what)
+			<-stop
+			shown <- true
+		}
+	}()
+	return func() {
+		close(stop)
+		if <-shown {
+			fmt.Fprint(f, "\r\033[K")
+		}
+	}
+}
+
+type slabsOptions struct {
+	sort    string
+	top     int
+	csv     bool
+	columns string
+	wide    bool
+}
+
+// Columns of `vmleak slabs`; the first seven are crash's `kmem -s`.
+var slabColumns = map[string]struct {
+	header string
+	width  int // 0: left-aligned, last
+	value  func(c *walk.CacheStats, totalMem uint64) string
+}{
+	"cache":     {"CACHE", -16, func(c *walk.CacheStats, _ uint64) string { return fmt.Sprintf("%x", c.Addr) }},
+	"objsize":   {"OBJSIZE", 8, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatUint(c.ObjectSize, 10) }},
+	"allocated": {"ALLOCATED", 9, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Allocated, 10) }},
+	"total":     {"TOTAL", 8, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Total, 10) }},
+	"slabs":     {"SLABS", 5, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Slabs, 10) }},
+	"ssize":     {"SSIZE", 5, func(c *walk.CacheStats, _ uint64) string { return fmt.Sprintf("%dk", c.SlabBytes/1024) }},
+	"memory":    {"MEMORY", 9, func(c *walk.CacheStats, _ uint64) string { return humanBytes(c.MemoryBytes()) }},
+	"inuse":     {"INUSE", 9, func(c *walk.CacheStats, _ uint64) string { return humanBytes(uint64(c.Allocated) * c.Size) }},
+	"share": {"SHARE", 6, func(c *walk.CacheStats, total uint64) string {
+		if total == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%%", 100*float64(c.MemoryBytes())/float64(total))
+	}},
+	"free": {"FREE(slab/cpu/sheaf)", 20, func(c *walk.CacheStats, _ uint64) string {
+		return fmt.Sprintf("%d/%d/%d", c.Free.SlabFreelists, c.Free.CPUFreelists, c.Free.Sheaves)
+	}},
+	"counter": {"COUNTER", 9, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Counters.Allocated, 10) }},
+	"name": {"NAME", 0, func(c *walk.CacheStats, _ uint64) string {
+		n := c.Name
+		if c.Disagree || c.UnreadableSlabs > 0 {
+			n += " *"
+		}
+		return n
+	}},
+	"aliases": {"ALIASES", 0, func(c *walk.CacheStats, _ uint64) string { return strings.Join(c.Aliases, ",") }},
+}
+
+const (
+	defaultColumns = "cache,objsize,allocated,total,slabs,ssize,name"
+	wideColumns    = "cache,objsize,allocated,total,slabs,ssize,memory,share,name,aliases"
+)
+
+func newSlabsCmd(g *globalOptions) *cobra.Command {
+	o := &slabsOptions{}
+	cmd := &cobra.Command{
+		Use:   "slabs DUMP",
+		Short: "Count every slab cache's objects (like crash's kmem -s, but exact)",
+		Long: `slabs counts the objects of every SLUB cache in the dump by visiting every
+slab page (a census), and prints the same rows, columns and order as crash's
+"kmem -s": the kmem_cache address, object size, allocated and total objects,
+slabs and slab size, newest cache first.
+
+The census is checked against the kernel's own counters (crash's method); a
+cache where the two disagree is marked "*" and explained in a warning and in
+the JSON output. Columns beyond crash's: memory (slab memory), inuse
+(allocated objects x size), share (of all slab memory), free (where the free
+objects are: slab freelists / CPU freelists / sheaves), counter (the counter
+method's allocated count), aliases (names merged into the cache).
+
+` + exitCodesHelp,
+		Example: `  vmleak slabs /var/crash/vmcore
+  vmleak slabs vmcore --sort memory --top 10 --wide
+  vmleak slabs vmcore --columns name,allocated,memory,aliases --csv
+  vmleak slabs vmcore --json | jq '.caches[] | select(.name=="dentry")'`,
+		Args: exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cols := o.columns
+			if cols == "" {
+				cols = defaultColumns
+				if o.wide {
+					cols = wideColumns
+				}
+			}
+			colList := strings.Split(cols, ",")
+			for _, name := range colList {
+				if _, ok := slabColumns[name]; !ok {
+					return &usageError{msg: fmt.Sprintf("unknown column %q (have: cache, objsize, allocated, total, slabs, ssize, memory, inuse, share, free, counter, name, aliases)", name)}
+				}
+			}
+			if o.top < 0 {
+				return &usageError{msg: "--top must not be negative"}
+			}
+			k, cen, err := g.takeCensus(c, args[0])
+			if err != nil {
+				return err
+			}
+			defer k.Close()
+			if err := cen.SortBy(o.sort); err != nil {
+				return &usageError{msg: err.Error()}
+			}
+			if o.top > 0 && o.top < len(cen.Caches) {
+				cen.Caches = cen.Caches[:o.top]
+			}
+			out := c.OutOrStdout()
+			switch {
+			case g.json:
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(cen); err != nil {
+					return err
+				}
+			case o.csv:
+				if err := writeSlabsCSV(out, cen, colList); err != nil {
+					return err
+				}
+			default:
+				writeSlabsText(out, cen, colList)
+			}
+			warnCensus(c.ErrOrStderr(), cen)
+			if cen.Partial {
+				return errPartial
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.sort, "sort", "", "sort by name, allocated, total, slabs, memory or objsize (default: kernel order, like crash)")
+	f.IntVar(&o.top, "top", 0, "show only the first N caches (after sorting)")
+	f.BoolVar(&o.csv, "csv", false, "print CSV")
+	f.StringVar(&o.columns, "columns", "", "comma-separated columns (default "+defaultColumns+")")
+	f.BoolVar(&o.wide, "wide", false, "add memory, share and aliases columns")
+	return cmd
+}
+
+func totalSlabMemory(cen *walk.Census) uint64 {
+	var t uint64
+	for _, c := range cen.Caches {
+		t += c.MemoryBytes()
+	}
+	return t
+}
+
+// writeSlabsText prints crash's kmem -s layout: each column right-aligned to
+// its width, two spaces apart, the address left-aligned, names last.
+func writeSlabsText(w io.Writer, cen *walk.Census, cols []string) {
+	total := totalSlabMemory(cen)
+	line := func(cell func(name string) string) {
+		var sb strings.Builder
+		for i, name := range cols {
+			col := slabColumns[name]
+			v := cell(name)
+			if i > 0 {
+				if name == "objsize" && cols[i-1] == "cache" {
+					sb.WriteString(" ") // crash: "%-16lx %8ld"
+				} else {
+					sb.WriteString("  ")
+				}
+			}
+			switch {
+			case col.width < 0:
+				fmt.Fprintf(&sb, "%-*s", -col.width, v)
+			case col.width > 0:
+				fmt.Fprintf(&sb, "%*s", col.width, v)
+			default:
+				sb.WriteString(v)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(sb.String(), " "))
+	}
+	line(func(name string) string { return slabColumns[name].header })
+	for _, c := range cen.Caches {
+		line(func(name string) string { return slabColumns[name].value(c, total) })
+	}
+}
+
+func writeSlabsCSV(w io.Writer, cen *walk.Census, cols []string) error {
+	cw := csv.NewWriter(w)
+	total := totalSlabMemory(cen)
+	head := make([]string, len(cols))
+	for i, name := range cols {
+		head[i] = strings.ToLower(name)
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	for _, c := range cen.Caches {
+		row := make([]string, len(cols))
+		for i, name := range cols {
+			switch name {
+			case "memory":
+				row[i] = strconv.FormatUint(c.MemoryBytes(), 10)
+			case "inuse":
+				row[i] = strconv.FormatUint(uint64(c.Allocated)*c.Size, 10)
+			case "name":
+				row[i] = c.Name
+			case "aliases":
+				row[i] = strings.Join(c.Aliases, " ")
+			default:
+				row[i] = slabColumns[name].value(c, total)
+			}
+		}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// warnCensus reports disagreements and problems on stderr.
+func warnCensus(w io.Writer, cen *walk.Census) {
+	for _, c := range cen.Caches {
+		if c.Disagree {
+			fmt.Fprintf(w, "vmleak: warning: %s: census and counters disagree: %s\n", c.Name, c.Why)
+		}
+		if c.UnreadableSlabs > 0 {
+			fmt.Fprintf(w, "vmleak: warning: %s: partial: %d slabs could not be read\n", c.Name, c.UnreadableSlabs)
+		}
+	}
+	printWarnings(w, cen.Warnings)
+}
+
+func humanBytes(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", b)
+}

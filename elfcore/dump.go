@@ -1,0 +1,321 @@
+package elfcore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"sync/atomic"
+)
+
+// Format identifies the container a dump was read from.
+type Format int
+
+const (
+	FormatUnknown Format = iota
+	FormatELF
+	FormatKdump
+	FormatFlattenedKdump
+	FormatFlattenedELF
+)
+
+func (f Format) String() string {
+	switch f {
+	case FormatELF:
+		return "elf"
+	case FormatKdump:
+		return "kdump"
+	case FormatFlattenedKdump:
+		return "flattened-kdump"
+	case FormatFlattenedELF:
+		return "flattened-elf"
+	}
+	return fmt.Sprintf("Format(%d)", int(f))
+}
+
+// Range is a half-open physical address range [Start, End).
+type Range struct {
+	Start, End uint64
+}
+
+// Segment is one ELF PT_LOAD program header, as written.
+type Segment struct {
+	PAddr, VAddr      uint64
+	FileOff, FileSize uint64
+	MemSize           uint64
+}
+
+// Note is one ELF note (from a PT_NOTE segment, or from the note area a
+// kdump-compressed sub-header points at). Name has its trailing NULs removed.
+type Note struct {
+	Name string
+	Type uint32
+	Desc []byte
+}
+
+// DefaultCachePages is the number of decompressed pages a Dump keeps.
+const DefaultCachePages = 512
+
+// Dump is an open vmcore, presented as physical memory. Its read methods are
+// safe for concurrent use.
+type Dump struct {
+	name   string
+	r      io.ReaderAt // the logical file (the flattened index when flattened)
+	size   int64       // size of the logical file
+	stored int64       // bytes of data actually in the file: bounds allocations
+	closer io.Closer
+
+	format     Format
+	arch       string
+	pageSize   uint64
+	notes      []Note
+	vmcoreinfo []byte
+	prstatus   []PRStatus
+	qemu       []QEMUCPUState
+	incomplete bool
+
+	elf *elfCore
+	kd  *kdump
+
+	zeroFill   atomic.Bool
+	zeroFilled atomic.Uint64
+}
+
+// Open opens the named file and probes its format. Close closes the file.
+func Open(path string) (*Dump, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	d, err := NewDump(f, st.Size(), path)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	d.closer = f
+	return d, nil
+}
+
+// NewDump probes r (size bytes long) as, in order, an ELF64 core, a
+// kdump-compressed dump and a flattened makedumpfile stream. name is used
+// in error messages only.
+func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
+	if size < 0 {
+		return nil, &FormatError{name, 0, "negative file size"}
+	}
+	var magic [16]byte
+	n, _ := r.ReadAt(magic[:], 0)
+	m := magic[:n]
+	d := &Dump{name: name, r: r, size: size, stored: size}
+	switch {
+	case isELF(m):
+		d.format = FormatELF
+		if err := d.openELF(); err != nil {
+			return nil, err
+		}
+	case isKdump(m):
+		d.format = FormatKdump
+		if err := d.openKdump(); err != nil {
+			return nil, err
+		}
+	case isFlat(m):
+		fr, err := newFlatReader(r, size, name)
+		if err != nil {
+			return nil, err
+		}
+		d.r, d.size = fr, fr.size
+		d.stored = min(fr.size, fr.stored)
+		n, _ := fr.ReadAt(magic[:], 0)
+		m = magic[:n]
+		switch {
+		case isELF(m):
+			d.format = FormatFlattenedELF
+			err = d.openELF()
+		case isKdump(m):
+			d.format = FormatFlattenedKdump
+			err = d.openKdump()
+		default:
+			err = fmt.Errorf("%w: %s: flattened stream holds neither ELF nor kdump data", ErrUnrecognizedFormat, name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s", ErrUnrecognizedFormat, name)
+	}
+	return d, nil
+}
+
+// Close closes the file opened by Open; for NewDump it only drops caches.
+func (d *Dump) Close() error {
+	if d.kd != nil {
+		d.kd.cache.reset()
+	}
+	if d.closer != nil {
+		c := d.closer
+		d.closer = nil
+		return c.Close()
+	}
+	return nil
+}
+
+// Format reports the container format.
+func (d *Dump) Format() Format { return d.format }
+
+// Arch reports the machine, e.g. "x86_64", from e_machine or
+// utsname.machine; "" if unknown.
+func (d *Dump) Arch() string { return d.arch }
+
+// PageSize is the dump's page size: the kdump block size, or for ELF the
+// VMCOREINFO PAGESIZE (4096 if absent).
+func (d *Dump) PageSize() uint64 { return d.pageSize }
+
+// Notes returns every note, in file order.
+func (d *Dump) Notes() []Note { return d.notes }
+
+// VMCOREINFO returns the raw VMCOREINFO text, or nil.
+func (d *Dump) VMCOREINFO() []byte { return d.vmcoreinfo }
+
+// PRStatus returns the NT_PRSTATUS notes (one per CPU that was online).
+func (d *Dump) PRStatus() []PRStatus { return d.prstatus }
+
+// QEMUCPUStates returns QEMU's per-CPU "QEMU" notes (x86 only).
+func (d *Dump) QEMUCPUStates() []QEMUCPUState { return d.qemu }
+
+// Incomplete reports whether the writer flagged the dump as incomplete
+// (ELF e_flags DUMP_ELF_INCOMPLETE, kdump status
+// DUMP_DH_COMPRESSED_INCOMPLETE).
+func (d *Dump) Incomplete() bool { return d.incomplete }
+
+// Segments returns the ELF PT_LOAD segments in program header order; nil
+// for kdump.
+func (d *Dump) Segments() []Segment {
+	if d.elf == nil {
+		return nil
+	}
+	return slices.Clone(d.elf.segs)
+}
+
+// Kdump returns the kdump-compressed header, or nil for ELF dumps.
+func (d *Dump) Kdump() *KdumpHeader {
+	if d.kd == nil {
+		return nil
+	}
+	h := d.kd.hdr
+	return &h
+}
+
+// Compression lists the page encodings of the dump ("none", "zlib",
+// "lzo", "snappy", "zstd"), sorted. For kdump it is the union of what the
+// header declares and what the descriptors read so far used.
+func (d *Dump) Compression() []string {
+	if d.kd == nil {
+		return []string{"none"}
+	}
+	return d.kd.compressions()
+}
+
+// PhysRanges returns the present physical ranges, sorted and merged.
+func (d *Dump) PhysRanges() []Range {
+	if d.kd != nil {
+		return slices.Clone(d.kd.physRanges())
+	}
+	return slices.Clone(d.elf.ranges)
+}
+
+// PageCounts reports pages present in the dump, pages excluded by the dump
+// tool, and pages that point at kdump's shared zero page. The zero count
+// costs one pass over the page descriptors on first call.
+func (d *Dump) PageCounts() (present, excluded, zero uint64) {
+	if d.kd != nil {
+		return d.kd.pageCounts(d)
+	}
+	return d.elf.present, d.elf.excluded, 0
+}
+
+// SetZeroFill makes absent pages (excluded, holes, truncated) read as zeros
+// instead of failing with *MissingPageError. Addresses beyond the end of the
+// dump still fail, so a runaway reader stops.
+func (d *Dump) SetZeroFill(on bool) { d.zeroFill.Store(on) }
+
+// ZeroFilled counts the page-sized or smaller chunks that ReadPhys has
+// zero-filled so far.
+func (d *Dump) ZeroFilled() uint64 { return d.zeroFilled.Load() }
+
+// SetCacheSize sets how many decompressed pages the kdump page cache keeps
+// (minimum 1). It has no effect on ELF dumps, which are read directly.
+func (d *Dump) SetCacheSize(pages int) {
+	if d.kd != nil {
+		d.kd.cache.setCap(pages)
+	}
+}
+
+// ReadPhys reads len(p) bytes of physical memory at pa. It may cross pages.
+// At the first absent byte it stops and returns the bytes read so far with a
+// *MissingPageError (unless zero fill is on).
+func (d *Dump) ReadPhys(p []byte, pa uint64) (int, error) {
+	n := 0
+	for n < len(p) {
+		a := pa + uint64(n)
+		if a < pa {
+			return n, &MissingPageError{PA: math.MaxUint64, Reason: ReasonBeyondEnd}
+		}
+		var m int
+		var err error
+		if d.kd != nil {
+			m, err = d.kd.read(d, p[n:], a)
+		} else {
+			m, err = d.elf.read(d, p[n:], a)
+		}
+		n += m
+		if err == nil {
+			continue
+		}
+		var mp *MissingPageError
+		if !d.zeroFill.Load() || !errors.As(err, &mp) || mp.Reason == ReasonBeyondEnd {
+			return n, err
+		}
+		// Zero up to the next page boundary: the next chunk may be present.
+		a = pa + uint64(n)
+		z := d.pageSize - a%d.pageSize
+		if rest := uint64(len(p) - n); z > rest {
+			z = rest
+		}
+		clear(p[n : n+int(z)])
+		n += int(z)
+		d.zeroFilled.Add(1)
+	}
+	return n, nil
+}
+
+// mergeRanges sorts and merges touching/overlapping ranges in place.
+func mergeRanges(rs []Range) []Range {
+	slices.SortFunc(rs, func(a, b Range) int {
+		switch {
+		case a.Start < b.Start:
+			return -1
+		case a.Start > b.Start:
+			return 1
+		}
+		return 0
+	})
+	out := rs[:0]
+	for _, r := range rs {
+		if r.End <= r.Start {
+			continue
+		}
+		if k := len(out); k > 0 && r.Start <= out[k-1].End {
+			out[k-1].End = max(out[k-1].End, r.End)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}

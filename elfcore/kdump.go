@@ -1,0 +1,533 @@
+package elfcore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Layout of makedumpfile's struct disk_dump_header on 64-bit targets
+// (diskdump_mod.h): the utsname is 6 x 65 chars, then struct timeval is
+// 8-aligned.
+const (
+	kdumpSig          = "KDUMP   "
+	kdHdrVersionOff   = 8
+	kdUtsnameOff      = 12
+	kdUtsFieldLen     = 65
+	kdTimestampOff    = 408
+	kdStatusOff       = 424
+	kdBlockSizeOff    = 428
+	kdSubHdrSizeOff   = 432
+	kdBitmapBlocksOff = 436
+	kdMaxMapnrOff     = 440
+	kdTotalRAMOff     = 444
+	kdDeviceBlocksOff = 448
+	kdWrittenOff      = 452
+	kdCurrentCPUOff   = 456
+	kdNrCPUsOff       = 460
+	kdHeaderSize      = 464
+
+	// struct kdump_sub_header, all versions up to 6.
+	kdSubHdrFullSize = 104
+
+	pageDescSize = 24 // struct page_desc
+
+	minBlockSize = 512
+	maxBlockSize = 1 << 18
+)
+
+func isKdump(m []byte) bool { return len(m) >= 8 && string(m[:8]) == kdumpSig }
+
+// KdumpHeader is the decoded disk_dump_header plus kdump_sub_header. Fields
+// a header version does not have are zero.
+type KdumpHeader struct {
+	HeaderVersion int32
+	Sysname       string
+	Nodename      string
+	Release       string
+	Version       string
+	Machine       string
+	Domainname    string
+	Timestamp     time.Time
+	Status        uint32
+	BlockSize     int32
+	SubHdrSize    int32 // blocks
+	BitmapBlocks  uint32
+	MaxMapnr      uint64 // max_mapnr_64 for version >= 6
+	TotalRAMBlock uint32
+	DeviceBlocks  uint32
+	WrittenBlocks uint32
+	CurrentCPU    uint32
+	NrCPUs        int32
+
+	PhysBase                         uint64
+	DumpLevel                        int32
+	Split                            int32
+	StartPFN                         uint64 // start_pfn_64 for version >= 6
+	EndPFN                           uint64 // end_pfn_64 for version >= 6
+	OffsetVMCOREINFO, SizeVMCOREINFO uint64
+	OffsetNote, SizeNote             uint64
+	OffsetEraseinfo, SizeEraseinfo   uint64
+}
+
+// kdump is the kdump-compressed back end.
+type kdump struct {
+	hdr       KdumpHeader
+	bs        uint64 // block (page) size
+	maxPFN    uint64 // pfns the bitmaps describe: min(max_mapnr, bitmap bits)
+	startPFN  uint64 // split range [startPFN, endPFN), else [0, maxPFN)
+	endPFN    uint64
+	bm1, bm2  []uint64 // RAM bitmap, dumped bitmap; bits >= maxPFN cleared
+	super     []uint64 // super[i] = popcount(bm2 words [0, 8i))
+	rankBase  uint64   // rank of startPFN
+	descOff   int64
+	nDumped   uint64
+	zeroOff   int64 // where makedumpfile puts the shared zero page
+	cache     *pageCache
+	seen      atomic.Uint32
+	declared  uint32
+	bufPool   sync.Pool
+	countOnce sync.Once
+	present   uint64
+	excluded  uint64
+	zero      uint64
+	rangeOnce sync.Once
+	ranges    []Range
+}
+
+func (d *Dump) kdErr(off int64, format string, args ...any) error {
+	return &FormatError{d.name, off, fmt.Sprintf(format, args...)}
+}
+
+func (d *Dump) openKdump() error {
+	h, err := d.meta(0, kdHeaderSize, "kdump header")
+	if err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	f := fields{b: h, bo: le}
+	k := &kdump{}
+	hd := &k.hdr
+	hd.HeaderVersion = int32(f.u32(kdHdrVersionOff))
+	uts := []*string{&hd.Sysname, &hd.Nodename, &hd.Release, &hd.Version, &hd.Machine, &hd.Domainname}
+	for i, s := range uts {
+		*s = f.cstr(kdUtsnameOff+i*kdUtsFieldLen, kdUtsFieldLen)
+	}
+	sec, usec := int64(f.u64(kdTimestampOff)), int64(f.u64(kdTimestampOff+8))
+	if (sec != 0 || usec != 0) && usec >= 0 && usec < 1e6 {
+		hd.Timestamp = time.Unix(sec, usec*1000).UTC()
+	}
+	hd.Status = f.u32(kdStatusOff)
+	hd.BlockSize = int32(f.u32(kdBlockSizeOff))
+	hd.SubHdrSize = int32(f.u32(kdSubHdrSizeOff))
+	hd.BitmapBlocks = f.u32(kdBitmapBlocksOff)
+	hd.MaxMapnr = uint64(f.u32(kdMaxMapnrOff))
+	hd.TotalRAMBlock = f.u32(kdTotalRAMOff)
+	hd.DeviceBlocks = f.u32(kdDeviceBlocksOff)
+	hd.WrittenBlocks = f.u32(kdWrittenOff)
+	hd.CurrentCPU = f.u32(kdCurrentCPUOff)
+	hd.NrCPUs = int32(f.u32(kdNrCPUsOff))
+
+	if hd.HeaderVersion < 1 {
+		return d.kdErr(kdHdrVersionOff, "unsupported kdump header version %d", hd.HeaderVersion)
+	}
+	bs := int64(hd.BlockSize)
+	if bs < minBlockSize || bs > maxBlockSize || bs&(bs-1) != 0 {
+		return d.kdErr(kdBlockSizeOff, "implausible block size %d", hd.BlockSize)
+	}
+	k.bs = uint64(bs)
+	if hd.SubHdrSize < 0 {
+		return d.kdErr(kdSubHdrSizeOff, "negative sub-header size %d", hd.SubHdrSize)
+	}
+	// All block arithmetic in uint64 blocks; every product is checked
+	// against the file size before use.
+	nblocks := uint64(d.size) / k.bs
+	sub := uint64(hd.SubHdrSize)
+	bmb := uint64(hd.BitmapBlocks)
+	if 1+sub > nblocks || bmb > nblocks-1-sub {
+		return d.kdErr(kdBitmapBlocksOff, "sub-header (%d blocks) and bitmaps (%d blocks) of %d-byte blocks exceed the %d-byte file", sub, bmb, k.bs, d.size)
+	}
+	if bmb < 2 {
+		return d.kdErr(kdBitmapBlocksOff, "bitmap_blocks %d: need two bitmaps", bmb)
+	}
+
+	// Sub-header: read what the version defines and the file holds.
+	if sub > 0 {
+		n := min(sub*k.bs, kdSubHdrFullSize)
+		sb, err := d.meta(int64(k.bs), int64(n), "kdump sub-header")
+		if err != nil {
+			return err
+		}
+		s := fields{b: sb, bo: le}
+		v := hd.HeaderVersion
+		hd.PhysBase = s.u64(0)
+		hd.DumpLevel = int32(s.u32(8))
+		if v >= 2 {
+			hd.Split = int32(s.u32(12))
+			hd.StartPFN, hd.EndPFN = s.u64(16), s.u64(24)
+		}
+		if v >= 3 {
+			hd.OffsetVMCOREINFO, hd.SizeVMCOREINFO = s.u64(32), s.u64(40)
+		}
+		if v >= 4 {
+			hd.OffsetNote, hd.SizeNote = s.u64(48), s.u64(56)
+		}
+		if v >= 5 {
+			hd.OffsetEraseinfo, hd.SizeEraseinfo = s.u64(64), s.u64(72)
+		}
+		if v >= 6 {
+			hd.StartPFN, hd.EndPFN = s.u64(80), s.u64(88)
+			hd.MaxMapnr = s.u64(96)
+		}
+		if s.short {
+			return d.kdErr(int64(k.bs), "kdump sub-header too short for header version %d", v)
+		}
+	}
+
+	// Bitmaps: two halves of bitmap_blocks blocks.
+	half := bmb * k.bs / 2
+	bm1Off := int64((1 + sub) * k.bs)
+	if hd.MaxMapnr == 0 {
+		return d.kdErr(kdMaxMapnrOff, "max_mapnr is 0")
+	}
+	k.maxPFN = min(hd.MaxMapnr, half*8)
+	words := (k.maxPFN + 63) / 64
+	if k.bm1, err = readBitmap(d, bm1Off, words, k.maxPFN, "RAM bitmap"); err != nil {
+		return err
+	}
+	if k.bm2, err = readBitmap(d, bm1Off+int64(half), words, k.maxPFN, "dump bitmap"); err != nil {
+		return err
+	}
+	// One cumulative count per 8 words (512 pfns): rank costs at most 8
+	// popcounts and the table is 1/8 the size of the bitmap.
+	k.super = make([]uint64, len(k.bm2)/8+1)
+	var acc uint64
+	for i, w := range k.bm2 {
+		if i%8 == 0 {
+			k.super[i/8] = acc
+		}
+		acc += uint64(bits.OnesCount64(w))
+	}
+	if len(k.bm2)%8 == 0 {
+		k.super[len(k.bm2)/8] = acc
+	}
+
+	k.startPFN, k.endPFN = 0, k.maxPFN
+	if hd.Split != 0 {
+		if hd.StartPFN > hd.EndPFN {
+			return d.kdErr(int64(k.bs), "split range start_pfn %#x > end_pfn %#x", hd.StartPFN, hd.EndPFN)
+		}
+		k.startPFN, k.endPFN = min(hd.StartPFN, k.maxPFN), min(hd.EndPFN, k.maxPFN)
+	}
+	k.rankBase = k.rank(k.startPFN)
+	k.nDumped = k.rank(k.endPFN) - k.rankBase
+	k.descOff = bm1Off + int64(2*half)
+	// nDumped <= maxPFN <= 8*file size, so this cannot overflow.
+	k.zeroOff = k.descOff + int64(k.nDumped*pageDescSize)
+	k.cache = newPageCache(DefaultCachePages)
+	k.bufPool.New = func() any { b := make([]byte, k.bs); return &b }
+
+	d.kd = k
+	d.pageSize = k.bs
+	d.arch = hd.Machine
+	d.incomplete = hd.Status&dumpDHCompressedIncomplete != 0
+	k.declared = hd.Status & dumpDHCompressedAny
+
+	if err := d.kdumpNotes(); err != nil {
+		return err
+	}
+	d.finishNotes()
+	k.sampleDescriptors(d, 64)
+	return nil
+}
+
+// readBitmap loads a bitmap as little-endian words (bit pfn%64 of word
+// pfn/64, which is makedumpfile's byte pfn>>3, bit pfn&7), clearing bits at
+// and above limit so counts and ranks need no further masking.
+func readBitmap(d *Dump, off int64, words, limit uint64, what string) ([]uint64, error) {
+	nbytes := (limit + 7) / 8
+	if off < 0 || nbytes > uint64(d.stored) || nbytes > uint64(d.size) || uint64(off) > uint64(d.size)-nbytes {
+		return nil, d.kdErr(off, "%s of %d bytes extends beyond end of file", what, nbytes)
+	}
+	bm := make([]uint64, words)
+	const chunk = 1 << 20
+	buf := make([]byte, min(chunk, nbytes))
+	for done := uint64(0); done < nbytes; {
+		n := min(uint64(len(buf)), nbytes-done)
+		if m, err := d.r.ReadAt(buf[:n], off+int64(done)); uint64(m) != n {
+			return nil, d.kdErr(off+int64(done), "short read of %s: %v", what, err)
+		}
+		// done is a multiple of the chunk size, hence of 8: whole words
+		// decode directly, only the final partial word bytewise.
+		i := uint64(0)
+		for ; i+8 <= n; i += 8 {
+			bm[(done+i)/8] = binary.LittleEndian.Uint64(buf[i:])
+		}
+		for ; i < n; i++ {
+			b := done + i
+			bm[b/8] |= uint64(buf[i]) << (8 * (b % 8))
+		}
+		done += n
+	}
+	if r := limit % 64; r != 0 && words > 0 {
+		bm[words-1] &= 1<<r - 1
+	}
+	return bm, nil
+}
+
+func bitSet(bm []uint64, pfn uint64) bool {
+	return bm[pfn/64]>>(pfn%64)&1 != 0
+}
+
+// rank is the number of dumped pfns below pfn (pfn <= maxPFN).
+func (k *kdump) rank(pfn uint64) uint64 {
+	w := pfn / 64
+	r := k.super[w/8]
+	for i := w &^ 7; i < w; i++ {
+		r += uint64(bits.OnesCount64(k.bm2[i]))
+	}
+	if b := pfn % 64; b != 0 {
+		r += uint64(bits.OnesCount64(k.bm2[w] & (1<<b - 1)))
+	}
+	return r
+}
+
+// kdumpNotes loads the ELF notes and VMCOREINFO the sub-header points at.
+func (d *Dump) kdumpNotes() error {
+	hd := &d.kd.hdr
+	var bo binary.ByteOrder = binary.LittleEndian
+	switch hd.Machine {
+	case "s390x", "ppc64", "ppc", "mips", "mips64", "sparc64":
+		bo = binary.BigEndian
+	}
+	if hd.SizeNote > 0 {
+		if hd.SizeNote > maxNoteSegment {
+			return d.kdErr(int64(d.kd.bs), "note area of %d bytes is implausibly large", hd.SizeNote)
+		}
+		if hd.OffsetNote > uint64(d.size) {
+			return d.kdErr(int64(d.kd.bs), "note offset %#x beyond end of file", hd.OffsetNote)
+		}
+		b, err := d.meta(int64(hd.OffsetNote), int64(hd.SizeNote), "note area")
+		if err != nil {
+			return err
+		}
+		notes, err := parseNotes(b, bo)
+		if err != nil {
+			return d.kdErr(int64(hd.OffsetNote), "%v", err)
+		}
+		d.notes = notes
+	}
+	if hd.SizeVMCOREINFO > 0 {
+		if hd.SizeVMCOREINFO > maxNoteSegment {
+			return d.kdErr(int64(d.kd.bs), "VMCOREINFO of %d bytes is implausibly large", hd.SizeVMCOREINFO)
+		}
+		if hd.OffsetVMCOREINFO > uint64(d.size) {
+			return d.kdErr(int64(d.kd.bs), "VMCOREINFO offset %#x beyond end of file", hd.OffsetVMCOREINFO)
+		}
+		b, err := d.meta(int64(hd.OffsetVMCOREINFO), int64(hd.SizeVMCOREINFO), "VMCOREINFO")
+		if err != nil {
+			return err
+		}
+		d.vmcoreinfo = trimNUL(b)
+	}
+	return nil
+}
+
+type pageDesc struct {
+	off   int64
+	size  uint32
+	flags uint32
+}
+
+func decodeDesc(b []byte) pageDesc {
+	le := binary.LittleEndian
+	return pageDesc{off: int64(le.Uint64(b)), size: le.Uint32(b[8:]), flags: le.Uint32(b[12:])}
+}
+
+func (k *kdump) isZeroDesc(pd pageDesc) bool {
+	return pd.off == k.zeroOff && uint64(pd.size) == k.bs && pd.flags&dumpDHCompressedAny == 0
+}
+
+// sampleDescriptors records the encodings of the first n descriptors so
+// Compression says something useful before any page is read.
+func (k *kdump) sampleDescriptors(d *Dump, n uint64) {
+	n = min(n, k.nDumped)
+	if n == 0 || k.descOff > d.size || int64(n*pageDescSize) > d.size-k.descOff {
+		return
+	}
+	b := make([]byte, n*pageDescSize)
+	if m, _ := d.r.ReadAt(b, k.descOff); uint64(m) != n*pageDescSize {
+		return
+	}
+	for i := uint64(0); i < n; i++ {
+		pd := decodeDesc(b[i*pageDescSize:])
+		if !k.isZeroDesc(pd) && pd.size != 0 {
+			k.seen.Or(seenBit(pd.flags))
+		}
+	}
+}
+
+func (k *kdump) compressions() []string {
+	m := k.seen.Load()
+	for _, f := range []uint32{dumpDHCompressedZlib, dumpDHCompressedLZO, dumpDHCompressedSnappy, dumpDHCompressedZstd} {
+		if k.declared&f != 0 {
+			m |= seenBit(f)
+		}
+	}
+	var out []string
+	for _, s := range seenNames {
+		if m&s.bit != 0 {
+			out = append(out, s.name)
+		}
+	}
+	if out == nil {
+		out = []string{"none"}
+	}
+	return out
+}
+
+func (k *kdump) physRanges() []Range {
+	k.rangeOnce.Do(func() {
+		var rs []Range
+		inRun := false
+		var start uint64
+		for pfn := k.startPFN; pfn < k.endPFN; {
+			w := k.bm2[pfn/64]
+			if pfn%64 == 0 && pfn+64 <= k.endPFN && (w == 0 && !inRun || w == ^uint64(0) && inRun) {
+				pfn += 64
+				continue
+			}
+			set := w>>(pfn%64)&1 != 0
+			if set && !inRun {
+				start, inRun = pfn, true
+			} else if !set && inRun {
+				rs = append(rs, Range{start * k.bs, pfn * k.bs})
+				inRun = false
+			}
+			pfn++
+		}
+		if inRun {
+			rs = append(rs, Range{start * k.bs, k.endPFN * k.bs})
+		}
+		k.ranges = rs
+	})
+	return k.ranges
+}
+
+func (k *kdump) pageCounts(d *Dump) (present, excluded, zero uint64) {
+	k.countOnce.Do(func() {
+		k.present = k.nDumped
+		for i := range k.bm1 {
+			k.excluded += uint64(bits.OnesCount64(k.bm1[i] &^ k.bm2[i]))
+		}
+		k.zero = k.countZero(d)
+	})
+	return k.present, k.excluded, k.zero
+}
+
+// countZero scans the descriptor table for pages that point at the shared
+// zero page, after checking that page really is zeros.
+func (k *kdump) countZero(d *Dump) uint64 {
+	if k.zeroOff < 0 || uint64(k.zeroOff) > uint64(d.size) || uint64(d.size)-uint64(k.zeroOff) < k.bs {
+		return 0
+	}
+	zp := make([]byte, k.bs)
+	if m, _ := d.r.ReadAt(zp, k.zeroOff); uint64(m) != k.bs || slices.ContainsFunc(zp, func(c byte) bool { return c != 0 }) {
+		return 0
+	}
+	var n uint64
+	const per = 1 << 15
+	buf := make([]byte, per*pageDescSize)
+	for i := uint64(0); i < k.nDumped; i += per {
+		c := min(per, k.nDumped-i)
+		off := k.descOff + int64(i*pageDescSize)
+		m, _ := d.r.ReadAt(buf[:c*pageDescSize], off)
+		for j := 0; j+pageDescSize <= m; j += pageDescSize {
+			if k.isZeroDesc(decodeDesc(buf[j:])) {
+				n++
+			}
+		}
+		if uint64(m) != c*pageDescSize {
+			break
+		}
+	}
+	return n
+}
+
+// read copies from the page holding pa, via the cache.
+func (k *kdump) read(d *Dump, p []byte, pa uint64) (int, error) {
+	pfn, off := pa/k.bs, pa%k.bs
+	if pfn >= k.maxPFN {
+		return 0, &MissingPageError{PA: pa, Reason: ReasonBeyondEnd}
+	}
+	if pfn < k.startPFN || pfn >= k.endPFN {
+		// Another file of a split dump holds it.
+		return 0, &MissingPageError{PA: pa, Reason: ReasonExcluded}
+	}
+	if !bitSet(k.bm2, pfn) {
+		if bitSet(k.bm1, pfn) {
+			return 0, &MissingPageError{PA: pa, Reason: ReasonExcluded}
+		}
+		return 0, &MissingPageError{PA: pa, Reason: ReasonHole}
+	}
+	n := min(uint64(len(p)), k.bs-off)
+	if m, ok := k.cache.copyOut(pfn, int(off), p[:n]); ok {
+		return m, nil
+	}
+	page, err := k.loadPage(d, pfn)
+	if err != nil {
+		if mp, ok := err.(*MissingPageError); ok {
+			mp.PA = pa
+		}
+		return 0, err
+	}
+	m := copy(p[:n], page[off:])
+	k.cache.put(pfn, page)
+	return m, nil
+}
+
+// loadPage reads and decodes one dumped page into a fresh (or recycled)
+// buffer that the caller hands to the cache.
+func (k *kdump) loadPage(d *Dump, pfn uint64) ([]byte, error) {
+	idx := k.rank(pfn) - k.rankBase
+	descPos := k.descOff + int64(idx*pageDescSize)
+	var db [pageDescSize]byte
+	if m, err := d.r.ReadAt(db[:], descPos); m != pageDescSize {
+		if err != nil && !isEOF(err) {
+			return nil, &PageError{d.name, pfn, descPos, fmt.Errorf("reading page descriptor: %w", err)}
+		}
+		return nil, &MissingPageError{Reason: ReasonTruncated}
+	}
+	pd := decodeDesc(db[:])
+	// An incomplete dump leaves unwritten descriptors zeroed.
+	if pd.off == 0 || pd.size == 0 {
+		return nil, &MissingPageError{Reason: ReasonTruncated}
+	}
+	if pd.off < 0 || uint64(pd.size) > k.bs {
+		return nil, &PageError{d.name, pfn, descPos, fmt.Errorf("bad page descriptor: offset %#x size %d flags %#x", pd.off, pd.size, pd.flags)}
+	}
+	if pd.off > d.size || int64(pd.size) > d.size-pd.off {
+		return nil, &MissingPageError{Reason: ReasonTruncated}
+	}
+	if !k.isZeroDesc(pd) {
+		k.seen.Or(seenBit(pd.flags))
+	}
+	bp := k.bufPool.Get().(*[]byte)
+	defer k.bufPool.Put(bp)
+	src := (*bp)[:pd.size]
+	if m, err := d.r.ReadAt(src, pd.off); m != len(src) {
+		if err != nil && !isEOF(err) {
+			return nil, &PageError{d.name, pfn, pd.off, err}
+		}
+		return nil, &MissingPageError{Reason: ReasonTruncated}
+	}
+	page := k.cache.buffer(int(k.bs))
+	if err := decompressPage(page, src, pd.flags); err != nil {
+		return nil, &PageError{d.name, pfn, pd.off, err}
+	}
+	return page, nil
+}

@@ -1,0 +1,173 @@
+package kdwarf
+
+import (
+	"cmp"
+	"debug/elf"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// SymKind is the kind of a symbol.
+type SymKind int
+
+// Symbol kinds.
+const (
+	SymOther  SymKind = iota // STT_NOTYPE and the rest (asm labels, ...)
+	SymFunc                  // STT_FUNC
+	SymObject                // STT_OBJECT, STT_TLS
+)
+
+func (k SymKind) String() string {
+	switch k {
+	case SymFunc:
+		return "func"
+	case SymObject:
+		return "object"
+	}
+	return "other"
+}
+
+// Symbol is a .symtab entry.
+type Symbol struct {
+	Name string
+	// Value is the link-time address. For a per-CPU variable (Section
+	// ".data..percpu") it is the offset within a CPU's per-CPU area; in a
+	// relocatable module it is relative to Section.
+	Value   uint64
+	Size    uint64
+	Kind    SymKind
+	Section string // "" for absolute symbols
+	Global  bool   // STB_GLOBAL or STB_WEAK
+}
+
+// PerCPUSection is the section of per-CPU variables.
+const PerCPUSection = ".data..percpu"
+
+type symtab struct {
+	byName map[string]Symbol
+	byAddr []Symbol // sorted by Value; no per-CPU, absolute or section symbols
+}
+
+// symbols loads .symtab on first use.
+func (f *File) symbols() (*symtab, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.syms != nil || f.symErr != nil {
+		return f.syms, f.symErr
+	}
+	if f.closed {
+		return nil, ErrClosed
+	}
+	f.syms, f.symErr = loadSymbols(f.ef)
+	if f.symErr != nil {
+		f.symErr = fmt.Errorf("kdwarf: %s: %w", f.path, f.symErr)
+	}
+	return f.syms, f.symErr
+}
+
+func loadSymbols(ef *elf.File) (*symtab, error) {
+	raw, err := ef.Symbols()
+	if err != nil {
+		return nil, err
+	}
+	st := &symtab{byName: make(map[string]Symbol, len(raw))}
+	for _, s := range raw {
+		typ := elf.ST_TYPE(s.Info)
+		if s.Name == "" || typ == elf.STT_SECTION || typ == elf.STT_FILE || s.Section == elf.SHN_UNDEF {
+			continue
+		}
+		sym := Symbol{Name: s.Name, Value: s.Value, Size: s.Size}
+		switch typ {
+		case elf.STT_FUNC:
+			sym.Kind = SymFunc
+		case elf.STT_OBJECT, elf.STT_TLS:
+			sym.Kind = SymObject
+		}
+		bind := elf.ST_BIND(s.Info)
+		sym.Global = bind == elf.STB_GLOBAL || bind == elf.STB_WEAK
+		if s.Section < elf.SHN_LORESERVE && int(s.Section) < len(ef.Sections) {
+			sym.Section = ef.Sections[s.Section].Name
+		}
+		// Several local symbols can share a name (static functions in
+		// different files): keep the first, but let a global win.
+		if old, ok := st.byName[s.Name]; !ok || (!old.Global && sym.Global) {
+			st.byName[s.Name] = sym
+		}
+		if sym.Section != "" && sym.Section != PerCPUSection {
+			st.byAddr = append(st.byAddr, sym)
+		}
+	}
+	// At one address, prefer sized symbols, then functions and objects,
+	// then globals: the preferred one sorts last, as SymbolAt takes the
+	// last symbol at or below an address.
+	rank := func(s Symbol) int {
+		r := 0
+		if s.Size > 0 {
+			r += 4
+		}
+		if s.Kind != SymOther {
+			r += 2
+		}
+		if s.Global {
+			r++
+		}
+		return r
+	}
+	slices.SortFunc(st.byAddr, func(a, b Symbol) int {
+		if c := cmp.Compare(a.Value, b.Value); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Name, a.Name) // deterministic: lowest name last wins
+	})
+	return st, nil
+}
+
+// Symbol returns the .symtab symbol name. When several share the name, a
+// global one wins over locals, else the first in the table.
+func (f *File) Symbol(name string) (Symbol, error) {
+	st, err := f.symbols()
+	if err != nil {
+		return Symbol{}, err
+	}
+	s, ok := st.byName[name]
+	if !ok {
+		return Symbol{}, fmt.Errorf("kdwarf: symbol %s: %w", name, ErrNotFound)
+	}
+	return s, nil
+}
+
+// SymbolAt returns the symbol containing the link-time address addr and
+// addr's offset in it: the nearest symbol at or below addr, if addr is
+// within its size. A symbol of size 0 (an assembler label) matches only its
+// own address. Per-CPU and absolute symbols are not considered, and the
+// result means little for a relocatable module, whose values are
+// section-relative.
+func (f *File) SymbolAt(addr uint64) (Symbol, uint64, bool) {
+	st, err := f.symbols()
+	if err != nil {
+		return Symbol{}, 0, false
+	}
+	i := sort.Search(len(st.byAddr), func(i int) bool { return st.byAddr[i].Value > addr }) - 1
+	if i < 0 {
+		return Symbol{}, 0, false
+	}
+	s := st.byAddr[i]
+	off := addr - s.Value
+	if off >= s.Size && !(s.Size == 0 && off == 0) {
+		// A sized symbol starting lower may still contain addr (aliases,
+		// nested labels); look back a little.
+		for j := i - 1; j >= 0 && j >= i-16; j-- {
+			p := st.byAddr[j]
+			if p.Size > 0 && addr-p.Value < p.Size {
+				return p, addr - p.Value, true
+			}
+		}
+		return Symbol{}, 0, false
+	}
+	return s, off, true
+}

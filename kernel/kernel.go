@@ -1,0 +1,329 @@
+// Package kernel joins a dump (elfcore), address translation (xlat), kernel
+// types and symbols (kdwarf) and VMCOREINFO into one view of the crashed
+// kernel: typed values at kernel virtual addresses.
+//
+// It owns locating the kernel in the dump (KASLR offset, phys_base, page-table
+// root, direct-map base), checking that the vmlinux belongs to the dump, and
+// bounded, cycle-detecting list iteration. It knows no allocator: the slab
+// walkers above it (package walk) read kernel structures only through it.
+package kernel
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/vmleak/vmleak/elfcore"
+	"github.com/vmleak/vmleak/kdwarf"
+	"github.com/vmleak/vmleak/vmcoreinfo"
+	"github.com/vmleak/vmleak/xlat"
+)
+
+// Errors a caller can test for with errors.Is / errors.As.
+var (
+	// ErrNoVmlinux: no --vmlinux was given and none was found for the release.
+	ErrNoVmlinux = errors.New("kernel: no vmlinux found")
+	// ErrUnsupported: the dump's architecture or layout is not supported.
+	ErrUnsupported = errors.New("kernel: unsupported")
+)
+
+// MismatchError reports a vmlinux that does not belong to the dump.
+type MismatchError struct {
+	Dump, Vmlinux string
+	What          string // "build-id", "linux_banner"
+	DumpValue     string
+	VmlinuxValue  string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("kernel: %s does not match %s: %s %s in the dump, %s in the vmlinux",
+		e.Vmlinux, e.Dump, e.What, e.DumpValue, e.VmlinuxValue)
+}
+
+// Options controls Open.
+type Options struct {
+	Vmlinux     string   // path of the vmlinux; found from the release when empty
+	DebugDirs   []string // extra roots searched for vmlinux and module debuginfo
+	Force       bool     // proceed (with a warning) when the vmlinux does not match
+	ZeroFill    bool     // read pages missing from the dump as zeros (reported)
+	TypeSource  kdwarf.TypeSource
+	IndexDir    string // kdwarf index cache directory; default when empty
+	SkipVmlinux bool   // open the dump only (info without debuginfo)
+}
+
+// Kernel is one crashed kernel: its dump, page tables, types and symbols.
+type Kernel struct {
+	Dump     *elfcore.Dump
+	DumpPath string
+	Info     *vmcoreinfo.Info // nil when the dump has no VMCOREINFO
+	Types    *kdwarf.File     // nil with Options.SkipVmlinux
+	Xlat     *xlat.X86_64
+
+	Release     string
+	KASLROffset uint64 // virtual KASLR shift of the kernel image
+	PhysBase    uint64
+	PageOffset  uint64 // base of the direct map (page_offset_base)
+	VmemmapBase uint64
+	VmallocBase uint64
+	Levels      int    // page-table levels (4 or 5)
+	LocatedBy   string // "vmcoreinfo" or "cpu-state"
+
+	mu         sync.Mutex
+	warnings   []string
+	typeCache  sync.Map // string -> *kdwarf.Type
+	perCPU     []uint64 // __per_cpu_offset, loaded once
+	perCPUErr  error
+	perCPUOnce sync.Once
+}
+
+// Warnings returns what went wrong without stopping the analysis.
+func (k *Kernel) Warnings() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]string(nil), k.warnings...)
+}
+
+// Warnf records a warning.
+func (k *Kernel) Warnf(format string, args ...any) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.warnings = append(k.warnings, fmt.Sprintf(format, args...))
+}
+
+// Close releases the dump and the debuginfo.
+func (k *Kernel) Close() error {
+	var errs []error
+	if k.Types != nil {
+		errs = append(errs, k.Types.Close())
+	}
+	if k.Dump != nil {
+		errs = append(errs, k.Dump.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Open opens a dump and, unless opts.SkipVmlinux, its vmlinux, and locates
+// the kernel in it.
+func Open(dumpPath string, opts Options) (*Kernel, error) {
+	d, err := elfcore.Open(dumpPath)
+	if err != nil {
+		return nil, err
+	}
+	k := &Kernel{Dump: d, DumpPath: dumpPath}
+	ok := false
+	defer func() {
+		if !ok {
+			k.Close()
+		}
+	}()
+	d.SetZeroFill(opts.ZeroFill)
+	if raw := d.VMCOREINFO(); len(raw) > 0 {
+		info, err := vmcoreinfo.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("kernel: %s: VMCOREINFO: %w", dumpPath, err)
+		}
+		k.Info = info
+		k.Release = info.OSRelease
+	}
+	if k.Release == "" && d.Kdump() != nil {
+		k.Release = d.Kdump().Release
+	}
+	if d.Arch() != "x86_64" {
+		return nil, fmt.Errorf("%w: %s: architecture %q (x86_64 only for now)", ErrUnsupported, dumpPath, d.Arch())
+	}
+	if opts.SkipVmlinux {
+		ok = true
+		return k, nil
+	}
+	vmlinux := opts.Vmlinux
+	if vmlinux == "" {
+		vmlinux = FindVmlinux(k.Release, opts.DebugDirs)
+		if vmlinux == "" {
+			return nil, fmt.Errorf("%w for release %q of %s: pass --vmlinux (Debian: the linux-image-<release>-dbg package)", ErrNoVmlinux, k.Release, dumpPath)
+		}
+	}
+	var kopts []kdwarf.Option
+	if opts.TypeSource != "" {
+		kopts = append(kopts, kdwarf.WithSource(opts.TypeSource))
+	}
+	if opts.IndexDir != "" {
+		kopts = append(kopts, kdwarf.WithCacheDir(opts.IndexDir))
+	}
+	k.Types, err = kdwarf.Open(vmlinux, kopts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.checkBuildID(opts.Force); err != nil {
+		return nil, err
+	}
+	if err := k.locate(); err != nil {
+		return nil, err
+	}
+	if err := k.checkBanner(opts.Force); err != nil {
+		return nil, err
+	}
+	ok = true
+	return k, nil
+}
+
+// FindVmlinux looks for a release's vmlinux where distributions install it.
+func FindVmlinux(release string, extra []string) string {
+	if release == "" {
+		return ""
+	}
+	roots := append(append([]string(nil), extra...), "/")
+	for _, r := range roots {
+		for _, p := range []string{
+			"usr/lib/debug/boot/vmlinux-" + release,
+			"usr/lib/debug/lib/modules/" + release + "/vmlinux",
+			"boot/vmlinux-" + release,
+			"lib/modules/" + release + "/build/vmlinux",
+			"vmlinux-" + release,
+			"vmlinux",
+		} {
+			f := filepath.Join(r, p)
+			if p == "vmlinux" && r == "/" {
+				continue
+			}
+			if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+func (k *Kernel) checkBuildID(force bool) error {
+	if k.Info == nil || k.Info.BuildID == "" {
+		return nil
+	}
+	have := hex.EncodeToString(k.Types.BuildID())
+	if have == "" {
+		k.Warnf("%s has no build-id; matched by linux_banner only", k.Types.Path())
+		return nil
+	}
+	// VMCOREINFO's BUILD-ID is the full note; some kernels print it zero-padded.
+	if strings.TrimRight(k.Info.BuildID, "0") == strings.TrimRight(have, "0") {
+		return nil
+	}
+	e := &MismatchError{Dump: k.DumpPath, Vmlinux: k.Types.Path(), What: "build-id", DumpValue: k.Info.BuildID, VmlinuxValue: have}
+	if force {
+		k.Warnf("%v (--force)", e)
+		return nil
+	}
+	return e
+}
+
+// Symbol returns the run-time address of a kernel symbol: its link address
+// shifted by KASLR. Per-CPU symbols keep their offset (see PerCPU).
+func (k *Kernel) Symbol(name string) (uint64, error) {
+	s, err := k.Types.Symbol(name)
+	if err != nil {
+		return 0, err
+	}
+	if s.Section == kdwarf.PerCPUSection || s.Section == "" {
+		return s.Value, nil
+	}
+	return s.Value + k.KASLROffset, nil
+}
+
+// vmlinuxBytes reads size bytes at a link-time address from the vmlinux file
+// itself (for comparing constant data such as linux_banner).
+func (k *Kernel) vmlinuxBytes(addr, size uint64) ([]byte, error) {
+	for _, s := range k.Types.ELF().Sections {
+		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_ALLOC == 0 {
+			continue
+		}
+		if addr >= s.Addr && addr+size <= s.Addr+s.Size {
+			b := make([]byte, size)
+			if _, err := s.ReadAt(b, int64(addr-s.Addr)); err != nil {
+				return nil, err
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("kernel: %s: no section holds %#x", k.Types.Path(), addr)
+}
+
+// checkBanner compares linux_banner in the dump with the vmlinux's: it proves
+// both the translation and the match (and is the only check without VMCOREINFO).
+func (k *Kernel) checkBanner(force bool) error {
+	s, err := k.Types.Symbol("linux_banner")
+	if err != nil {
+		return err
+	}
+	size := s.Size
+	if size == 0 || size > 512 {
+		size = 256
+	}
+	want, err := k.vmlinuxBytes(s.Value, size)
+	if err != nil {
+		return err
+	}
+	have := make([]byte, size)
+	if err := k.ReadVirt(have, s.Value+k.KASLROffset); err != nil {
+		return fmt.Errorf("kernel: reading linux_banner: %w", err)
+	}
+	want, have = cstr(want), cstr(have)
+	if bytes.Equal(want, have) {
+		if k.Release == "" {
+			// "Linux version <release> (...": the release for dumps without VMCOREINFO.
+			if f := strings.Fields(string(have)); len(f) > 2 {
+				k.Release = f[2]
+			}
+		}
+		return nil
+	}
+	e := &MismatchError{Dump: k.DumpPath, Vmlinux: k.Types.Path(), What: "linux_banner",
+		DumpValue: fmt.Sprintf("%q", strings.TrimSpace(string(have))), VmlinuxValue: fmt.Sprintf("%q", strings.TrimSpace(string(want)))}
+	if force {
+		k.Warnf("%v (--force)", e)
+		return nil
+	}
+	return e
+}
+
+func cstr(b []byte) []byte {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+// ReadVirt reads len(p) bytes at a kernel virtual address.
+func (k *Kernel) ReadVirt(p []byte, va uint64) error {
+	n, err := k.Xlat.ReadVirt(p, va)
+	if err != nil {
+		return &ReadError{VA: va + uint64(n), Err: err}
+	}
+	return nil
+}
+
+// ReadError is a failed read of kernel memory.
+type ReadError struct {
+	VA   uint64
+	Path string // the typed-value path being read, if any
+	Err  error
+}
+
+func (e *ReadError) Error() string {
+	if e.Path != "" {
+		return fmt.Sprintf("kernel: reading %s at %#x: %v", e.Path, e.VA, e.Err)
+	}
+	return fmt.Sprintf("kernel: reading %#x: %v", e.VA, e.Err)
+}
+
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// IsMissing reports whether err comes from memory absent from the dump
+// (filtered, truncated or a hole), as opposed to corrupt data.
+func IsMissing(err error) bool {
+	var mp *elfcore.MissingPageError
+	return errors.As(err, &mp)
+}

@@ -1,0 +1,134 @@
+package kernel_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/kernel"
+)
+
+// openAll opens every dump file of every fixture.
+func forEachDump(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile, k *kernel.Kernel)) {
+	for _, m := range fixture.All(t) {
+		for _, d := range m.Dumps {
+			t.Run(m.Name+"/"+d.File, func(t *testing.T) {
+				k, err := kernel.Open(m.DumpPath(d), kernel.Options{Vmlinux: m.Vmlinux()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer k.Close()
+				fn(t, m, d, k)
+			})
+		}
+	}
+}
+
+func TestRealKernels(t *testing.T) {
+	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile, k *kernel.Kernel) {
+		want := strings.TrimSpace(m.Oracle(t, d.Oracle+".uname"))
+		rel, err := k.Var("init_uts_ns", "struct uts_namespace").Field("name.release").String()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel != want {
+			t.Errorf("init_uts_ns.name.release %q, guest uname -r %q", rel, want)
+		}
+		if k.Release != want {
+			t.Errorf("Release %q, want %q", k.Release, want)
+		}
+		wantLoc := "vmcoreinfo"
+		if !m.Guest.FwCfg {
+			wantLoc = "cpu-state"
+		}
+		if k.LocatedBy != wantLoc {
+			t.Errorf("located by %s, want %s", k.LocatedBy, wantLoc)
+		}
+		wantLevels := 4
+		if m.Guest.Machine == "la57" {
+			wantLevels = 5
+		}
+		if k.Levels != wantLevels {
+			t.Errorf("%d-level paging, want %d", k.Levels, wantLevels)
+		}
+
+		// The modules list, newest first like /proc/modules.
+		mods, err := oracle.ParseModules(m.Oracle(t, d.Oracle+".modules"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantNames, haveNames []string
+		for _, mo := range mods {
+			wantNames = append(wantNames, mo.Name)
+		}
+		head, err := k.Symbol("modules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for e, err := range k.ListHead(head, 10000) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			name, err := k.Object(e, "struct list_head").ContainerOf("struct module", "list").Field("name").String()
+			if err != nil {
+				t.Fatal(err)
+			}
+			haveNames = append(haveNames, name)
+		}
+		if !slices.Equal(haveNames, wantNames) {
+			t.Errorf("modules list %v, /proc/modules %v", haveNames, wantNames)
+		}
+
+		offs, err := k.PerCPUOffsets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(offs) != m.Guest.SMP {
+			t.Errorf("%d per-CPU offsets, guest had %d CPUs", len(offs), m.Guest.SMP)
+		}
+		for i, o := range offs {
+			// Each CPU's area lies in the direct map or vmalloc space, page aligned.
+			if o%4096 != 0 || o < k.PageOffset {
+				t.Errorf("__per_cpu_offset[%d] = %#x", i, o)
+			}
+		}
+	})
+}
+
+func TestWrongVmlinuxRefused(t *testing.T) {
+	a := fixture.Load(t, "bookworm-qemu")
+	b := fixture.Load(t, "trixie-qemu")
+	for _, tc := range []struct {
+		name          string
+		dump, vmlinux string
+		what          string
+	}{
+		{"6.1 dump, 6.12 vmlinux", a.DumpPath(a.Dumps[0]), b.Vmlinux(), "build-id"},
+		{"6.12 dump, 6.1 vmlinux", b.DumpPath(b.Dumps[0]), a.Vmlinux(), "build-id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := kernel.Open(tc.dump, kernel.Options{Vmlinux: tc.vmlinux})
+			var me *kernel.MismatchError
+			if !errors.As(err, &me) || me.What != tc.what {
+				t.Fatalf("have error %v, want a %s mismatch", err, tc.what)
+			}
+			k, err := kernel.Open(tc.dump, kernel.Options{Vmlinux: tc.vmlinux, Force: true})
+			if err == nil {
+				if len(k.Warnings()) == 0 {
+					t.Error("--force gave no warning")
+				}
+				k.Close()
+			}
+		})
+	}
+	t.Run("no VMCOREINFO, 6.12 vmlinux", func(t *testing.T) {
+		n := fixture.Load(t, "bookworm-novmci")
+		_, err := kernel.Open(n.DumpPath(n.Dumps[0]), kernel.Options{Vmlinux: b.Vmlinux()})
+		if err == nil {
+			t.Fatal("a 6.12 vmlinux was accepted for a 6.1 dump without VMCOREINFO")
+		}
+	})
+}

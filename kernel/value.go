@@ -1,0 +1,340 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/vmleak/vmleak/kdwarf"
+)
+
+// Value is a typed location in kernel memory. Errors are sticky: a chain such
+// as v.Field("a").Deref().Field("b").Uint() reports the first failure, with
+// the path that led to it and the address. Nothing panics.
+type Value struct {
+	k    *Kernel
+	va   uint64
+	t    *kdwarf.Type
+	path string
+	// For bitfields: bit offset from va and width.
+	bitOff, bitSize int64
+	err             error
+}
+
+// Err returns the first error met while building the value.
+func (v Value) Err() error { return v.err }
+
+// Addr returns the value's kernel virtual address.
+func (v Value) Addr() uint64 { return v.va }
+
+// Type returns the value's type (typedefs kept).
+func (v Value) Type() *kdwarf.Type { return v.t }
+
+// Path describes how the value was reached, for messages.
+func (v Value) Path() string { return v.path }
+
+func (v Value) fail(format string, args ...any) Value {
+	if v.err == nil {
+		v.err = fmt.Errorf("kernel: %s: %s", v.path, fmt.Sprintf(format, args...))
+	}
+	return v
+}
+
+// TypeOf looks a type up by C name ("struct kmem_cache", "unsigned long"),
+// caching the answer.
+func (k *Kernel) TypeOf(name string) (*kdwarf.Type, error) {
+	if t, ok := k.typeCache.Load(name); ok {
+		return t.(*kdwarf.Type), nil
+	}
+	t, err := k.Types.Type(name)
+	if err != nil {
+		return nil, err
+	}
+	k.typeCache.Store(name, t)
+	return t, nil
+}
+
+// Object is the value of type typeName at va.
+func (k *Kernel) Object(va uint64, typeName string) Value {
+	v := Value{k: k, va: va, path: fmt.Sprintf("(%s *)%#x", typeName, va)}
+	t, err := k.TypeOf(typeName)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	v.t = t
+	return v
+}
+
+// Var is the global variable name, read as typeName (vmlinux symbols carry no
+// type; the caller names it as the kernel source declares it).
+func (k *Kernel) Var(name, typeName string) Value {
+	va, err := k.Symbol(name)
+	v := k.Object(va, typeName)
+	v.path = name
+	if err != nil && v.err == nil {
+		v.err = err
+	}
+	return v
+}
+
+// Field selects a member (a dotted path; members of anonymous structs and
+// unions are reached by name, as in C).
+func (v Value) Field(path string) Value {
+	if v.err != nil {
+		return v
+	}
+	st, err := v.k.Types.Resolve(v.t.Strip())
+	if err != nil {
+		return v.fail("%v", err)
+	}
+	m, err := st.Field(path)
+	if err != nil {
+		return v.fail("%v", err)
+	}
+	out := Value{k: v.k, va: v.va + uint64(m.Offset), t: m.Type, path: v.path + "." + path}
+	if m.BitSize != 0 {
+		out.va = v.va + uint64(m.BitOffset/8)
+		out.bitOff, out.bitSize = m.BitOffset%8, m.BitSize
+	}
+	return out
+}
+
+// HasField tells whether the value's struct has a member path (version probes).
+func (v Value) HasField(path string) bool {
+	if v.err != nil {
+		return false
+	}
+	st, err := v.k.Types.Resolve(v.t.Strip())
+	return err == nil && st.HasField(path)
+}
+
+// Arrow is C's v->path: Deref then Field.
+func (v Value) Arrow(path string) Value { return v.Deref().Field(path) }
+
+// Deref follows a pointer.
+func (v Value) Deref() Value {
+	if v.err != nil {
+		return v
+	}
+	t := v.t.Strip()
+	if t.Kind != kdwarf.Pointer {
+		return v.fail("dereferencing a non-pointer %s", t)
+	}
+	p, err := v.Ptr()
+	if err != nil {
+		v.err = err
+		return v
+	}
+	if p == 0 {
+		return v.fail("NULL pointer dereference")
+	}
+	elem := t.Elem
+	if elem == nil {
+		return v.fail("dereferencing void *")
+	}
+	return Value{k: v.k, va: p, t: elem, path: "(*" + v.path + ")"}
+}
+
+// Index is element i of an array, or of the array a pointer points at.
+func (v Value) Index(i int64) Value {
+	if v.err != nil {
+		return v
+	}
+	t := v.t.Strip()
+	base := v.va
+	switch t.Kind {
+	case kdwarf.Array:
+		if t.Len > 0 && (i < 0 || i >= t.Len) {
+			return v.fail("index %d out of range [0,%d)", i, t.Len)
+		}
+	case kdwarf.Pointer:
+		p, err := v.Ptr()
+		if err != nil {
+			v.err = err
+			return v
+		}
+		base = p
+	default:
+		return v.fail("indexing a %s", t)
+	}
+	elem := t.Elem
+	if elem == nil {
+		return v.fail("indexing void")
+	}
+	size := v.k.sizeOf(elem)
+	return Value{k: v.k, va: base + uint64(i*size), t: elem, path: fmt.Sprintf("%s[%d]", v.path, i)}
+}
+
+// Cast reinterprets the value's address as typeName.
+func (v Value) Cast(typeName string) Value {
+	if v.err != nil {
+		return v
+	}
+	out := v.k.Object(v.va, typeName)
+	out.path = fmt.Sprintf("(%s)%s", typeName, v.path)
+	return out
+}
+
+// ContainerOf is the struct typeName whose member path holds this value
+// (the kernel's container_of).
+func (v Value) ContainerOf(typeName, member string) Value {
+	if v.err != nil {
+		return v
+	}
+	t, err := v.k.TypeOf(typeName)
+	if err != nil {
+		return v.fail("%v", err)
+	}
+	st, err := v.k.Types.Resolve(t.Strip())
+	if err != nil {
+		return v.fail("%v", err)
+	}
+	m, err := st.Field(member)
+	if err != nil {
+		return v.fail("%v", err)
+	}
+	return Value{k: v.k, va: v.va - uint64(m.Offset), t: t, path: fmt.Sprintf("container_of(%s, %s, %s)", v.path, typeName, member)}
+}
+
+func (k *Kernel) sizeOf(t *kdwarf.Type) int64 {
+	s := t.Strip()
+	if s.Opaque {
+		if r, err := k.Types.Resolve(s); err == nil {
+			s = r
+		}
+	}
+	return s.Size
+}
+
+// Size is the size of the value's type in bytes.
+func (v Value) Size() int64 { return v.k.sizeOf(v.t) }
+
+// Bytes reads the value's bytes.
+func (v Value) Bytes() ([]byte, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
+	n := v.Size()
+	if n <= 0 || n > 1<<20 {
+		return nil, v.fail("cannot read %d bytes", n).err
+	}
+	b := make([]byte, n)
+	if err := v.k.ReadVirt(b, v.va); err != nil {
+		return nil, &ReadError{VA: v.va, Path: v.path, Err: err}
+	}
+	return b, nil
+}
+
+// Uint reads an unsigned integer, enum, bool, pointer or bitfield.
+func (v Value) Uint() (uint64, error) {
+	if v.err != nil {
+		return 0, v.err
+	}
+	t := v.t.Strip()
+	switch t.Kind {
+	case kdwarf.Base, kdwarf.Enum, kdwarf.Pointer:
+	default:
+		return 0, v.fail("reading %s as an integer", t).err
+	}
+	size := t.Size
+	if v.bitSize != 0 {
+		// A bitfield: read the bytes it spans and extract its bits.
+		span := (v.bitOff + v.bitSize + 7) / 8
+		var buf [16]byte
+		if err := v.k.ReadVirt(buf[:span], v.va); err != nil {
+			return 0, &ReadError{VA: v.va, Path: v.path, Err: err}
+		}
+		lo := binary.LittleEndian.Uint64(buf[:8])
+		hi := binary.LittleEndian.Uint64(buf[8:])
+		x := lo >> uint(v.bitOff)
+		if v.bitOff > 0 {
+			x |= hi << uint(64-v.bitOff)
+		}
+		if v.bitSize < 64 {
+			x &= 1<<uint(v.bitSize) - 1
+		}
+		return x, nil
+	}
+	if size != 1 && size != 2 && size != 4 && size != 8 {
+		return 0, v.fail("integer of size %d", size).err
+	}
+	var buf [8]byte
+	if err := v.k.ReadVirt(buf[:size], v.va); err != nil {
+		return 0, &ReadError{VA: v.va, Path: v.path, Err: err}
+	}
+	return binary.LittleEndian.Uint64(buf[:]), nil
+}
+
+// Int reads a signed integer (sign-extended).
+func (v Value) Int() (int64, error) {
+	u, err := v.Uint()
+	if err != nil {
+		return 0, err
+	}
+	bits := v.bitSize
+	if bits == 0 {
+		bits = v.t.Strip().Size * 8
+	}
+	if bits < 64 && u&(1<<uint(bits-1)) != 0 {
+		u |= ^uint64(0) << uint(bits)
+	}
+	return int64(u), nil
+}
+
+// Ptr reads a pointer (or an unsigned long holding an address).
+func (v Value) Ptr() (uint64, error) { return v.Uint() }
+
+// String reads a NUL-terminated string from a char array or a char pointer,
+// at most 4096 bytes.
+func (v Value) String() (string, error) {
+	if v.err != nil {
+		return "", v.err
+	}
+	t := v.t.Strip()
+	va, limit := v.va, int64(4096)
+	switch t.Kind {
+	case kdwarf.Array:
+		if t.Len > 0 {
+			limit = min(limit, t.Len)
+		}
+	case kdwarf.Pointer:
+		p, err := v.Ptr()
+		if err != nil {
+			return "", err
+		}
+		if p == 0 {
+			return "", v.fail("NULL string pointer").err
+		}
+		va = p
+	default:
+		return "", v.fail("reading %s as a string", t).err
+	}
+	return v.k.ReadCString(va, int(limit))
+}
+
+// ReadCString reads a NUL-terminated string of at most max bytes, stopping
+// at a page end that cannot be read once something was read.
+func (k *Kernel) ReadCString(va uint64, max int) (string, error) {
+	var sb strings.Builder
+	buf := make([]byte, 64)
+	for sb.Len() < max {
+		n := min(len(buf), max-sb.Len())
+		// Do not cross a page in one read: the next page may be missing.
+		if left := 4096 - int(va%4096); n > left {
+			n = left
+		}
+		if err := k.ReadVirt(buf[:n], va); err != nil {
+			return sb.String(), err
+		}
+		for i := 0; i < n; i++ {
+			if buf[i] == 0 {
+				sb.Write(buf[:i])
+				return sb.String(), nil
+			}
+		}
+		sb.Write(buf[:n])
+		va += uint64(n)
+	}
+	return sb.String(), nil
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Builds the real vmcore fixtures vmleak is tested against.
+#
+#   testdata/vmcores/build.sh            # everything (idempotent; cached)
+#   testdata/vmcores/build.sh kernels    # only download and extract kernels
+#   testdata/vmcores/build.sh NAME...    # only the named dumps (see dumps.sh)
+#   testdata/vmcores/build.sh --list     # names of all dumps
+#
+# Output goes to $VMLEAK_FIXTURES (default ${XDG_CACHE_HOME:-~/.cache}/vmleak/fixtures):
+#   debs/                 downloaded Debian packages (the download cache)
+#   kernels/<release>/    vmlinuz, vmlinux, modules, module debuginfo, kernel.json
+#   dumps/<name>/         the dump files, oracle files and manifest.json
+# Nothing large is written into the clone. A dump is rebuilt when its recipe
+# (the files in this directory) or its kernel changes: see recipe_hash.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FIX=${VMLEAK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/vmleak/fixtures}
+export FIX HERE
+
+log() { printf '[vmcores %s] %s\n' "$(date +%T)" "$*" >&2; }
+warn() { printf '[vmcores %s] WARNING: %s\n' "$(date +%T)" "$*" >&2; }
+die() {
+	printf '[vmcores] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+# shellcheck source=kernels.sh
+. "$HERE/kernels.sh"
+# shellcheck source=dumps.sh
+. "$HERE/dumps.sh"
+
+install_tools() {
+	local need=() p
+	# package:command pairs; a package is installed only when its command is missing.
+	for p in qemu-system-x86:qemu-system-x86_64 busybox-static:busybox cpio:cpio kexec-tools:kexec \
+		makedumpfile:makedumpfile crash:crash python3:python3 xz-utils:xz zstd:zstd gcc:gcc make:make; do
+		command -v "${p#*:}" >/dev/null 2>&1 || need+=("${p%%:*}")
+	done
+	# busybox-static provides /bin/busybox; a dynamic busybox would not run in the initramfs.
+	[[ -f /usr/share/doc/busybox-static/copyright ]] || need+=(busybox-static)
+	[[ -f /usr/lib/python3/dist-packages/snappy/__init__.py ]] || need+=(python3-snappy)
+	if ((${#need[@]})); then
+		log "apt-get install ${need[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq >/dev/null
+		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	fi
+}
+
+main() {
+	if [[ ${1:-} == --list ]]; then
+		all_dumps
+		return
+	fi
+	mkdir -p "$FIX"
+	# One build at a time per fixture tree (a CI run and a developer's may share it).
+	exec 9>"$FIX/.lock"
+	flock 9 || die "cannot lock $FIX"
+	install_tools
+	local t0=$SECONDS
+	declare -gA REL
+	for suite in bookworm trixie sid; do
+		REL[$suite]=$(fetch_kernel "$suite")
+		log "kernel $suite: ${REL[$suite]}"
+	done
+	if [[ ${1:-} == kernels ]]; then
+		return
+	fi
+	local names=("$@")
+	((${#names[@]})) || mapfile -t names < <(all_dumps)
+	for n in "${names[@]}"; do
+		build_dump "$n"
+	done
+	write_index
+	log "all fixtures ready in $((SECONDS - t0)) s under $FIX"
+}
+
+main "$@"

@@ -1,0 +1,299 @@
+# shellcheck shell=bash
+# The dumps of the vmcore lab and how each is produced. Sourced by build.sh.
+#
+# One line per dump:
+#   name suite producer mem smp test files steps formats fwcfg qemu-extra cmdline-extra
+# producer: qemu (dump-guest-memory over QMP at each "dump" step) or kdump
+#           (kexec capture kernel saves /proc/vmcore, makedumpfile -d 31 writes
+#           flattened lzo and zlib streams; the host rearranges them with -R).
+# test:     nobj:leak:leak_size:bss:bss_size for the test module, "-" for none
+#           (the module is built with gcc 12 against the 6.1 headers only).
+# steps:    see guest/init; growslabs:N allocates N whole slabs of test objects.
+# fwcfg:    1 loads qemu_fw_cfg and adds -device vmcoreinfo (VMCOREINFO in QEMU dumps).
+# "-" means empty.
+SCENARIOS='
+bookworm-kdump   bookworm kdump 1024 2 1000:300:1000:50:3000 2000 kdump                       elf            1 - crashkernel=256M
+bookworm-qemu    bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        elf,kdump-zlib 1 - -
+bookworm-novmci  bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        elf            0 - -
+bookworm-pair    bookworm qemu  512  1 0:300:1000:50:3000    2000 growslabs:40,dump,growslabs:12,dump kdump-zlib 1 - -
+bookworm-slubdbg bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        kdump-zlib     1 - slub_debug=U
+bookworm-numa    bookworm qemu  1024 4 1000:300:1000:50:3000 2000 dump                        kdump-zlib     1 numa -
+bookworm-la57    bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        kdump-zlib     1 la57 -
+trixie-qemu      trixie   qemu  512  2 -                     3000 dump,files:1000,dump        kdump-zlib     1 - -
+sid-qemu         sid      qemu  512  2 -                     3000 dump,files:1000,dump        kdump-zlib     1 - -
+'
+
+all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
+
+scenario() { # name -> prints the line
+	awk -v n="$1" '$1==n' <<<"$SCENARIOS"
+}
+
+# Bump when a change to this file changes what the dumps contain.
+RECIPE_VERSION=2
+
+# recipe_hash name release: a dump is rebuilt when anything that shapes it changes.
+recipe_hash() {
+	{
+		scenario "$1"
+		echo "$2 $RECIPE_VERSION"
+		cat "$HERE/guest/init" "$HERE/module/vmleak_test.c"
+	} | sha256sum | cut -c1-16
+}
+
+# build_test_module release -> path of vmleak_test.ko (cached per release and source)
+build_test_module() {
+	local rel=$1 key out
+	key=$(sha256sum "$HERE/module/vmleak_test.c" | cut -c1-12)
+	out=$FIX/kernels/$rel/vmleak_test-$key.ko
+	if [[ ! -f $out ]]; then
+		if [[ ! -d /usr/src/linux-headers-$rel ]]; then
+			log "apt-get install linux-headers-$rel"
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$rel" >/dev/null ||
+				die "cannot install linux-headers-$rel"
+		fi
+		local b
+		b=$(mktemp -d)
+		cp "$HERE/module/vmleak_test.c" "$HERE/module/Kbuild" "$b/"
+		make -s -C "/usr/src/linux-headers-$rel" M="$b" modules >"$b/build.log" 2>&1 || {
+			cat "$b/build.log" >&2
+			die "test module build failed for $rel"
+		}
+		cp "$b/vmleak_test.ko" "$out.tmp" && mv "$out.tmp" "$out"
+		rm -rf "$b"
+	fi
+	echo "$out"
+}
+
+# copy_bin root binary: a dynamically linked binary and its libraries into an initramfs tree.
+copy_bin() {
+	local root=$1 bin=$2 lib
+	mkdir -p "$root$(dirname "$bin")"
+	cp -L "$bin" "$root$bin"
+	for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
+
+# build_initrd release with_test -> path of the gzip'd initramfs
+build_initrd() {
+	local rel=$1 with_test=$2 kdir=$FIX/kernels/$1 key out
+	key=$( (cat "$HERE/guest/init" "$HERE/lab.py" && echo "$with_test $RECIPE_VERSION") | sha256sum | cut -c1-12)
+	out=$kdir/initrd-$key.gz
+	[[ -f $out ]] && {
+		echo "$out"
+		return
+	}
+	local root
+	root=$(mktemp -d)
+	mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,mnt,modules,boot}
+	cp /bin/busybox "$root/bin/busybox"
+	cp "$HERE/guest/init" "$root/init"
+	chmod +x "$root/init"
+	local m p
+	while read -r m p; do
+		case $p in
+		*.xz) xz -dc "$p" >"$root/modules/$m.ko" ;;
+		*) cp "$p" "$root/modules/$m.ko" ;;
+		esac
+	done < <(python3 "$HERE/lab.py" modorder "$kdir/modules" virtio_pci virtio_blk qemu_fw_cfg 2>/dev/null)
+	[[ $with_test == 1 ]] && cp "$(build_test_module "$rel")" "$root/modules/vmleak_test.ko"
+	copy_bin "$root" "$(command -v makedumpfile)"
+	copy_bin "$root" "$(command -v kexec)"
+	# The capture kernel boots this same tree; the first kernel gets it again under /boot.
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.capture"
+	cp -L "$kdir/vmlinuz" "$root/boot/vmlinuz"
+	cp "$out.capture" "$root/boot/initrd.gz"
+	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.tmp"
+	mv "$out.tmp" "$out"
+	rm -rf "$root" "$out.capture"
+	echo "$out"
+}
+
+# qemu_args scenario-fields... -> the machine part of the QEMU command line
+machine_args() { # mem smp fwcfg extra
+	local mem=$1 smp=$2 fwcfg=$3 extra=$4
+	local a=(-accel tcg -m "$mem" -smp "$smp" -display none -monitor none -no-reboot -nodefaults)
+	case $extra in
+	numa)
+		local half=$((mem / 2))
+		a+=(-object "memory-backend-ram,id=m0,size=${half}M" -object "memory-backend-ram,id=m1,size=${half}M"
+			-numa "node,nodeid=0,cpus=0-$((smp / 2 - 1)),memdev=m0" -numa "node,nodeid=1,cpus=$((smp / 2))-$((smp - 1)),memdev=m1")
+		;;
+	la57) a+=(-cpu qemu64,+la57) ;;
+	-) ;;
+	*) die "unknown qemu extra $extra" ;;
+	esac
+	[[ $fwcfg == 1 ]] && a+=(-device vmcoreinfo)
+	echo "${a[@]}"
+}
+
+# run_crash dumpfile vmlinux outdir: crash's own view of one dump (where crash supports the kernel).
+run_crash() {
+	local dump=$1 vmlinux=$2 out=$3 base
+	base=$(basename "$dump")
+	mkdir -p "$out"
+	local cmds=$out/$base.cmds
+	printf 'kmem -s > %s\nkmem -i > %s\nmod > %s\nsys > %s\nquit\n' \
+		"$out/$base.kmem-s" "$out/$base.kmem-i" "$out/$base.mod" "$out/$base.sys" >"$cmds"
+	local rc=0
+	timeout 600 crash -s "$vmlinux" "$dump" -i "$cmds" </dev/null >"$out/$base.stdout" 2>&1 || rc=$?
+	if [[ ! -s $out/$base.kmem-s ]]; then
+		# Recorded, not fatal: on kernels crash does not support, this is the oracle.
+		rm -f "$out/$base".{kmem-s,kmem-i,mod,sys}
+		{
+			echo "crash $(crash -v 2>/dev/null | awk '/^crash /{print $2; exit}') could not analyze $base: exit $rc, no kmem -s output"
+			cat "$out/$base.stdout"
+		} >"$out/$base.error"
+	fi
+	rm -f "$cmds"
+}
+
+build_dump() { # name
+	local name=$1 line
+	line=$(scenario "$name")
+	[[ -n $line ]] || die "unknown dump $name (see --list)"
+	local _ suite producer mem smp test files steps formats fwcfg extra cmdx
+	read -r _ suite producer mem smp test files steps formats fwcfg extra cmdx <<<"$line"
+	local rel=${REL[$suite]} kdir out hash
+	kdir=$FIX/kernels/$rel
+	out=$FIX/dumps/$name
+	hash=$(recipe_hash "$name" "$rel")
+	if [[ -f $out/manifest.json ]] && grep -q "\"recipe\": \"$hash\"" "$out/manifest.json"; then
+		log "$name: up to date"
+		return
+	fi
+	log "$name: building ($suite $rel, $producer)"
+	local t0=$SECONDS with_test=0
+	[[ $test != - ]] && with_test=1
+	rm -rf "$out" && mkdir -p "$out/oracle" "$out/work"
+	local initrd
+	initrd=$(build_initrd "$rel" "$with_test")
+	local mods
+	mods=$(python3 "$HERE/lab.py" modorder "$kdir/modules" virtio_pci virtio_blk 2>/dev/null | awk '{print $1}' | paste -sd,)
+	[[ $fwcfg == 1 ]] && mods="$mods,qemu_fw_cfg"
+	local cmdline="console=ttyS0 panic=-1 loglevel=1 vmleak.mods=$mods vmleak.steps=$steps"
+	[[ $test != - ]] && cmdline+=" vmleak.test=$test"
+	[[ $files != - ]] && cmdline+=" vmleak.files=$files"
+	[[ $cmdx != - ]] && cmdline+=" $cmdx"
+	local w=$out/work
+	local args
+	read -r -a args <<<"$(machine_args "$mem" "$smp" "$fwcfg" "$extra")"
+	mkfifo "$w/ctl.in" "$w/ctl.out"
+	args+=(-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$cmdline"
+		-serial "file:$w/serial.log" -serial "pipe:$w/ctl" -qmp "unix:$w/qmp.sock,server=on,wait=off")
+	local dumps_json=()
+	if [[ $producer == kdump ]]; then
+		truncate -s $(((mem + 128) * 1024 * 1024)) "$w/elf.img"
+		truncate -s $((mem * 1024 * 1024)) "$w/flat-lzo.img" "$w/flat-zlib.img"
+		args+=(-drive "file=$w/elf.img,format=raw,if=virtio" -drive "file=$w/flat-lzo.img,format=raw,if=virtio"
+			-drive "file=$w/flat-zlib.img,format=raw,if=virtio")
+	fi
+	qemu-system-x86_64 "${args[@]}" >"$w/qemu.log" 2>&1 &
+	local qpid=$!
+	if [[ $producer == qemu ]]; then
+		local n=0 nd
+		nd=$(tr ',' '\n' <<<"$steps" | grep -c '^dump$')
+		while ((n < nd)); do
+			n=$((n + 1))
+			python3 "$HERE/lab.py" wait "$w/serial.log" "@@VMLEAK (READY $n|ERROR.*)@@" 600 >"$w/wait.out" || {
+				kill $qpid 2>/dev/null
+				die "$name: guest never became ready (see $w/serial.log)"
+			}
+			grep -q ERROR "$w/wait.out" && {
+				kill $qpid 2>/dev/null
+				die "$name: guest error: $(cat "$w/wait.out")"
+			}
+			local cmds=('{"execute":"stop"}')
+			for f in ${formats//,/ }; do
+				cmds+=("{\"execute\":\"dump-guest-memory\",\"arguments\":{\"paging\":false,\"protocol\":\"file:$w/qemu$n.$f\",\"format\":\"$f\"}}")
+			done
+			cmds+=('{"execute":"cont"}')
+			python3 "$HERE/lab.py" qmp "$w/qmp.sock" "${cmds[@]}" || {
+				kill $qpid 2>/dev/null
+				die "$name: dump failed"
+			}
+			echo go >"$w/ctl.in"
+			for f in ${formats//,/ }; do
+				local pq='"producer":"qemu dump-guest-memory","index":'$n',"oracle":"pre'$n'"'
+				if [[ $f == elf ]]; then
+					mv "$w/qemu$n.elf" "$out/qemu$n.elf"
+					dumps_json+=("{\"file\":\"qemu$n.elf\",$pq,\"format\":\"elf\",\"compression\":\"none\"}")
+					continue
+				fi
+				# QEMU 7.2 writes its kdump format as a flattened stream; keep it, and
+				# the kdump-compressed file makedumpfile -R rearranges it into.
+				local c=${f#kdump-}
+				[[ $(head -c 12 "$w/qemu$n.$f") == makedumpfile ]] || die "$name: QEMU's $f output is not flattened"
+				mv "$w/qemu$n.$f" "$out/qemu$n.flat-$c"
+				makedumpfile -R "$out/qemu$n.$c" <"$out/qemu$n.flat-$c" >>"$w/rearrange.log" 2>&1 || die "$name: makedumpfile -R failed"
+				dumps_json+=("{\"file\":\"qemu$n.flat-$c\",$pq,\"format\":\"flattened\",\"compression\":\"$c\"}"
+					"{\"file\":\"qemu$n.$c\",$pq,\"format\":\"kdump\",\"compression\":\"$c\"}")
+			done
+		done
+	fi
+	python3 "$HERE/lab.py" wait "$w/serial.log" "@@VMLEAK DONE@@" 900 >/dev/null || {
+		kill $qpid 2>/dev/null
+		die "$name: guest did not finish (see $w/serial.log)"
+	}
+	wait $qpid || true
+	python3 "$HERE/lab.py" split "$w/serial.log" "$out/oracle"
+	if grep -q '@@VMLEAK ERROR' "$w/serial.log"; then
+		die "$name: $(grep -m1 '@@VMLEAK ERROR' "$w/serial.log")"
+	fi
+	if [[ $producer == kdump ]]; then
+		local elf_size lzo_size zlib_size
+		elf_size=$(sed -n 's/.*@@VMLEAK ELF \([0-9]*\)@@.*/\1/p' "$w/serial.log" | tr -d '\r')
+		lzo_size=$(sed -n 's/.*@@VMLEAK FLAT-lzo \([0-9]*\)@@.*/\1/p' "$w/serial.log" | tr -d '\r')
+		zlib_size=$(sed -n 's/.*@@VMLEAK FLAT-zlib \([0-9]*\)@@.*/\1/p' "$w/serial.log" | tr -d '\r')
+		[[ -n $elf_size && -n $lzo_size && -n $zlib_size ]] || die "$name: capture kernel did not save the dump (see $w/serial.log)"
+		head -c "$elf_size" "$w/elf.img" >"$out/kdump.elf"
+		head -c "$lzo_size" "$w/flat-lzo.img" >"$out/kdump.flat-lzo"
+		head -c "$zlib_size" "$w/flat-zlib.img" >"$out/kdump.flat-zlib"
+		makedumpfile -R "$out/kdump.lzo" <"$out/kdump.flat-lzo" >"$w/rearrange.log" 2>&1 || die "$name: makedumpfile -R failed"
+		makedumpfile -R "$out/kdump.zlib" <"$out/kdump.flat-zlib" >>"$w/rearrange.log" 2>&1 || die "$name: makedumpfile -R failed"
+		local p='"producer":"kdump /proc/vmcore","index":1,"oracle":"pre1"'
+		dumps_json+=("{\"file\":\"kdump.elf\",$p,\"format\":\"elf\",\"compression\":\"none\"}"
+			"{\"file\":\"kdump.flat-lzo\",$p,\"format\":\"flattened\",\"compression\":\"lzo\",\"dump_level\":31}"
+			"{\"file\":\"kdump.lzo\",$p,\"format\":\"kdump\",\"compression\":\"lzo\",\"dump_level\":31}"
+			"{\"file\":\"kdump.flat-zlib\",$p,\"format\":\"flattened\",\"compression\":\"zlib\",\"dump_level\":31}"
+			"{\"file\":\"kdump.zlib\",$p,\"format\":\"kdump\",\"compression\":\"zlib\",\"dump_level\":31}")
+	fi
+	# crash's view of every non-flattened dump; crash 8.0 supports the 6.1 kernel only,
+	# and its failure on newer kernels is recorded as that kernel's oracle.
+	local f
+	for f in "$out"/kdump.* "$out"/qemu*; do
+		[[ -f $f && $f != *.flat-* ]] || continue
+		log "$name: crash on $(basename "$f")"
+		run_crash "$f" "$kdir/vmlinux" "$out/oracle/crash"
+	done
+	local testjson=null
+	if [[ $test != - ]]; then
+		local nobj leak leak_size bss bss_size
+		IFS=: read -r nobj leak leak_size bss bss_size <<<"$test"
+		testjson="{\"module\":\"vmleak_test\",\"cache\":\"vmleak_test_obj\",\"nobj\":$nobj,\"leak\":$leak,\"leak_size\":$leak_size,\"bss\":$bss,\"bss_size\":$bss_size,\"allocated_oracle\":\"test-module\"}"
+	fi
+	local IFS=,
+	local json
+	json=$(
+		cat <<EOF
+{"name":"$name","recipe":"$hash","suite":"$suite","kernel_release":"$rel",
+ "kernel":"kernels/$rel/kernel.json","vmlinux":"kernels/$rel/vmlinux","debuginfo_dir":"kernels/$rel/usr/lib/debug/lib/modules/$rel",
+ "producer":"$producer","guest":{"mem_mib":$mem,"smp":$smp,"machine":"$extra","fw_cfg":$([[ $fwcfg == 1 ]] && echo true || echo false),"cmdline":"$cmdline"},
+ "steps":"$steps","tmpfs_files":$([[ $files == - ]] && echo 0 || echo "$files"),"test_module":$testjson,
+ "dumps":[${dumps_json[*]}],"build_seconds":$((SECONDS - t0))}
+EOF
+	)
+	unset IFS
+	rm -rf "$w"
+	python3 "$HERE/lab.py" manifest "$out" "$json"
+	log "$name: done in $((SECONDS - t0)) s"
+}
+
+write_index() {
+	local d
+	for d in "$FIX"/dumps/*/manifest.json; do
+		[[ -f $d ]] && echo "$(basename "$(dirname "$d")")"
+	done >"$FIX/dumps/index.txt"
+}

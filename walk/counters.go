@@ -1,0 +1,115 @@
+package walk
+
+import (
+	"fmt"
+)
+
+// maxListSlabs bounds a partial list walk.
+const maxListSlabs = 1 << 22
+
+// slabCounters reads a slab's objects and inuse counts.
+func (w *Walker) slabCounters(slab uint64) (objects, inuse uint64, err error) {
+	b := make([]byte, w.l.slabSize)
+	if err := w.k.ReadVirt(b, slab); err != nil {
+		return 0, 0, err
+	}
+	return w.l.slabObjects.val(b), w.l.slabInuse.val(b), nil
+}
+
+// counters computes crash's `kmem -s` numbers for one cache: TOTAL and SLABS
+// from kmem_cache_node.total_objects and nr_slabs, ALLOCATED = TOTAL minus
+// the free objects on CPU slabs (objects - inuse: remote frees), CPU
+// freelists, CPU partial slabs and node partial lists. On 7.x there are no
+// CPU slabs; objects in sheaves count as allocated there, as in crash.
+func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, []string) {
+	l := w.l
+	var c CounterStats
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for node, kn := range ci.nodes {
+		if kn == 0 {
+			continue
+		}
+		b := make([]byte, l.nodeTotalObjects.off+8)
+		if err := w.k.ReadVirt(b, kn); err != nil {
+			bad("node %d: kmem_cache_node at %#x: %v", node, kn, err)
+			continue
+		}
+		c.Slabs += int64(l.nodeNrSlabs.u64(b))
+		c.Total += int64(l.nodeTotalObjects.u64(b))
+		for e, err := range w.k.ListHead(kn+uint64(l.nodePartial.off), maxListSlabs) {
+			if err != nil {
+				bad("node %d partial list: %v", node, err)
+				break
+			}
+			objs, inuse, err := w.slabCounters(e - uint64(l.slabList.off))
+			if err != nil {
+				bad("node %d partial slab %#x: %v", node, e-uint64(l.slabList.off), err)
+				continue
+			}
+			c.NodePartial += int64(objs) - int64(inuse)
+		}
+	}
+	if ci.cpuSlab != 0 && l.cpuSlab.ok {
+		for cpu, off := range offs {
+			var b [64]byte
+			if err := w.k.ReadVirt(b[:], ci.cpuSlab+off); err != nil {
+				bad("CPU %d: %v", cpu, err)
+				continue
+			}
+			slab := l.cpuSlab.u64(b[:])
+			if slab == 0 {
+				continue
+			}
+			objs, inuse, err := w.slabCounters(slab)
+			if err != nil {
+				bad("CPU %d slab %#x: %v", cpu, slab, err)
+				continue
+			}
+			c.CPUSlab += int64(objs) - int64(inuse)
+			if fl := l.cpuFreelist.u64(b[:]); fl != 0 {
+				r := w.slabRangeOf(ci, slab, objs)
+				free := make([]uint64, (objs+63)/64)
+				n, err := w.walkFreelist(ci, r, fl, free)
+				c.CPUFreelist += n
+				if err != nil {
+					bad("CPU %d freelist: %v", cpu, err)
+				}
+			}
+			if !l.cpuPartial.ok || !l.slabNext.ok {
+				continue
+			}
+			// The CPU partial chain is linked through slab->next (NULL-terminated).
+			p := l.cpuPartial.u64(b[:])
+			seen := make(map[uint64]bool)
+			for p != 0 {
+				if seen[p] || len(seen) > maxListSlabs {
+					bad("CPU %d partial chain loops at %#x", cpu, p)
+					break
+				}
+				seen[p] = true
+				sb := make([]byte, l.slabSize)
+				if err := w.k.ReadVirt(sb, p); err != nil {
+					bad("CPU %d partial slab %#x: %v", cpu, p, err)
+					break
+				}
+				c.CPUPartial += int64(l.slabObjects.val(sb)) - int64(l.slabInuse.val(sb))
+				p = l.slabNext.u64(sb)
+			}
+		}
+	}
+	c.Allocated = c.Total - c.CPUSlab - c.CPUFreelist - c.CPUPartial - c.NodePartial
+	return c, problems
+}
+
+// slabRangeOf describes a slab's objects from its struct slab address: the
+// slab's memory is the direct-map address of the page the struct describes.
+func (w *Walker) slabRangeOf(ci *cacheInfo, slab, objects uint64) slabRange {
+	pfn := (slab - w.k.VmemmapBase) / uint64(w.l.pageSize)
+	return slabRange{
+		base:    w.k.PageOffset + pfn*w.k.Dump.PageSize(),
+		size:    ci.size,
+		n:       objects,
+		redLeft: ci.redLeft,
+	}
+}

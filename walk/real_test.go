@@ -1,0 +1,258 @@
+package walk_test
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/walk"
+)
+
+type result struct {
+	k   *kernel.Kernel
+	w   *walk.Walker
+	c   *walk.Census
+	err error
+}
+
+var (
+	censusMu    sync.Mutex
+	censusCache = map[string]*result{}
+)
+
+// census opens a fixture dump once per test binary and takes its census.
+func census(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) (*kernel.Kernel, *walk.Walker, *walk.Census) {
+	t.Helper()
+	censusMu.Lock()
+	defer censusMu.Unlock()
+	p := m.DumpPath(d)
+	r := censusCache[p]
+	if r == nil {
+		r = &result{}
+		r.k, r.err = kernel.Open(p, kernel.Options{Vmlinux: m.Vmlinux()})
+		if r.err == nil {
+			r.w, r.err = walk.New(r.k)
+		}
+		if r.err == nil {
+			r.c, r.err = r.w.Census()
+		}
+		if r.err == nil {
+			r.w.SetAliases(r.c)
+		}
+		censusCache[p] = r
+	}
+	if r.err != nil {
+		t.Fatalf("%s: %v", p, r.err)
+	}
+	return r.k, r.w, r.c
+}
+
+func forEachDump(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile)) {
+	for _, m := range fixture.All(t) {
+		for _, d := range m.Dumps {
+			t.Run(m.Name+"/"+d.File, func(t *testing.T) { fn(t, m, d) })
+		}
+	}
+}
+
+// Every row of crash's kmem -s, on every dump crash can read (all the 6.1
+// fixtures, every format), equals the census: same caches in the same order,
+// same object size, allocated, total, slabs and slab size.
+func TestCensusEqualsCrash(t *testing.T) {
+	compared := 0
+	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+		crashFile := "crash/" + d.File + ".kmem-s"
+		if d.Format == "flattened" {
+			// crash reads the rearranged twin; the memory is the same.
+			crashFile = "crash/" + strings.Replace(d.File, "flat-", "", 1) + ".kmem-s"
+		}
+		if !m.HasOracle(crashFile) {
+			if m.Suite == "bookworm" {
+				t.Fatalf("no crash output %s for a 6.1 dump", crashFile)
+			}
+			t.Skipf("crash cannot read %s kernels (recorded in oracle/crash/*.error); checked against /proc/slabinfo instead", m.KernelRelease)
+		}
+		rows, err := oracle.ParseKmemS(m.Oracle(t, crashFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, c := census(t, m, d)
+		if len(rows) != len(c.Caches) {
+			t.Errorf("crash lists %d caches, census %d", len(rows), len(c.Caches))
+		}
+		for i := range min(len(rows), len(c.Caches)) {
+			r, cs := rows[i], c.Caches[i]
+			have := fmt.Sprintf("%x %d %d %d %d %dk %s", cs.Addr, cs.ObjectSize, cs.Allocated, cs.Total, cs.Slabs, cs.SlabBytes/1024, cs.Name)
+			want := fmt.Sprintf("%x %d %d %d %d %s %s", r.Cache, r.ObjSize, r.Allocated, r.Total, r.Slabs, r.SSize, r.Name)
+			if have != want {
+				t.Errorf("row %d: census %q, crash %q (counters %+v)", i, have, want, cs.Counters)
+			}
+		}
+		compared++
+	})
+	if compared == 0 {
+		t.Fatal("no dump was compared with crash")
+	}
+}
+
+// Census and counters agree on every cache of every dump, or the
+// disagreement has a known cause recorded with it.
+func TestCensusAgreesWithCounters(t *testing.T) {
+	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+		_, _, c := census(t, m, d)
+		if c.Partial {
+			t.Errorf("census partial: %v", c.Warnings)
+		}
+		for _, cs := range c.Caches {
+			if cs.Disagree {
+				t.Errorf("%s: %s", cs.Name, cs.Why)
+			}
+			if len(cs.Corrupt) > 0 {
+				t.Errorf("%s: corrupt: %v", cs.Name, cs.Corrupt)
+			}
+			free := cs.Free.SlabFreelists + cs.Free.CPUFreelists + cs.Free.Sheaves
+			if cs.Allocated+free != cs.Total {
+				t.Errorf("%s: allocated %d + free %d != total %d", cs.Name, cs.Allocated, free, cs.Total)
+			}
+		}
+		if c.FreelistEncoding != "swab" {
+			t.Errorf("freelist encoding %q on a hardened v5.7+ kernel, want swab", c.FreelistEncoding)
+		}
+	})
+}
+
+// The test module's own cache holds exactly what the module says it holds.
+func TestTestModuleCache(t *testing.T) {
+	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+		if m.TestModule == nil {
+			t.Skip("no test module on this kernel")
+		}
+		kv, err := oracle.ParseKeyValues(m.Oracle(t, d.Oracle+".test-module"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, c := census(t, m, d)
+		cs := c.Cache(m.TestModule.Cache)
+		if cs == nil {
+			t.Fatalf("no cache %s", m.TestModule.Cache)
+		}
+		if cs.Allocated != kv["allocated"] {
+			t.Errorf("%s allocated %d, module holds %d", cs.Name, cs.Allocated, kv["allocated"])
+		}
+		if len(cs.Aliases) != 0 {
+			t.Errorf("%s (with a constructor) was merged with %v", cs.Name, cs.Aliases)
+		}
+	})
+}
+
+// On every dump, each cache's line of the guest's /proc/slabinfo bounds the
+// census. For a cache whose line is the same just before and just after the
+// dump (QEMU dumps resume the guest), TOTAL and SLABS equal num_objs and
+// num_slabs exactly and ALLOCATED <= active_objs (the kernel counts the free
+// objects of CPU slabs, and of sheaves, as active). A cache that moved lies
+// between its two captures. A kdump has only the "before" capture, taken
+// while the kernel was still running, so only quiet-by-construction caches
+// (the test module's) are held exactly there.
+func TestCensusWithinSlabinfo(t *testing.T) {
+	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+		pre, err := oracle.ParseSlabinfo(m.Oracle(t, d.Oracle+".slabinfo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		postName := strings.Replace(d.Oracle, "pre", "post", 1) + ".slabinfo"
+		if !m.HasOracle(postName) {
+			if m.TestModule == nil {
+				t.Skip("no after-dump capture")
+			}
+			_, _, c := census(t, m, d)
+			cs, row := c.Cache(m.TestModule.Cache), pre[m.TestModule.Cache]
+			if cs == nil || cs.Total != row.NumObjs || cs.Slabs != row.NumSlabs {
+				t.Errorf("%s: census %+v, slabinfo %+v", m.TestModule.Cache, cs, row)
+			}
+			return
+		}
+		post, err := oracle.ParseSlabinfo(m.Oracle(t, postName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, c := census(t, m, d)
+		quiet := 0
+		for _, cs := range c.Caches {
+			a, okA := pre[cs.Name]
+			b, okB := post[cs.Name]
+			if !okA || !okB {
+				t.Errorf("%s: not in the guest's slabinfo", cs.Name)
+				continue
+			}
+			if a == b {
+				quiet++
+				if cs.Total != a.NumObjs || cs.Slabs != a.NumSlabs || cs.Allocated > a.ActiveObjs {
+					t.Errorf("quiet %s: census %d/%d/%d (allocated/total/slabs), slabinfo %d/%d/%d (active/num/slabs)",
+						cs.Name, cs.Allocated, cs.Total, cs.Slabs, a.ActiveObjs, a.NumObjs, a.NumSlabs)
+				}
+				if uint64(a.ObjSize) != cs.Size || uint64(a.ObjPerSlab) != cs.ObjPerSlab {
+					t.Errorf("%s: size %d x %d per slab, slabinfo %d x %d", cs.Name, cs.Size, cs.ObjPerSlab, a.ObjSize, a.ObjPerSlab)
+				}
+				continue
+			}
+			if !between(cs.Total, a.NumObjs, b.NumObjs) || !between(cs.Slabs, a.NumSlabs, b.NumSlabs) || cs.Allocated > max(a.ActiveObjs, b.ActiveObjs) {
+				t.Errorf("moving %s: census %d/%d/%d, before %d/%d/%d, after %d/%d/%d", cs.Name,
+					cs.Allocated, cs.Total, cs.Slabs, a.ActiveObjs, a.NumObjs, a.NumSlabs, b.ActiveObjs, b.NumObjs, b.NumSlabs)
+			}
+		}
+		if quiet < len(c.Caches)/2 {
+			t.Errorf("only %d of %d caches were quiet: the captures do not bracket the dump", quiet, len(c.Caches))
+		}
+	})
+}
+
+func between(x, a, b int64) bool { return x >= min(a, b) && x <= max(a, b) }
+
+// Aliases equal the guest's /sys/kernel/slab links: every link to a cache's
+// directory other than the cache's own name.
+func TestAliases(t *testing.T) {
+	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+		links := map[string][]string{} // target dir -> link names
+		for _, l := range strings.Split(strings.TrimSpace(m.Oracle(t, d.Oracle+".slab-aliases")), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 2 && !strings.HasPrefix(l, "#") {
+				links[f[1]] = append(links[f[1]], f[0])
+			}
+		}
+		_, _, c := census(t, m, d)
+		want := map[string]string{}
+		for _, names := range links {
+			var cache string
+			for _, n := range names {
+				if c.Cache(n) != nil {
+					cache = n
+				}
+			}
+			var al []string
+			for _, n := range names {
+				if n != cache {
+					al = append(al, n)
+				}
+			}
+			if cache == "" && len(names) > 0 {
+				// A merged cache whose own name is itself a link.
+				t.Errorf("links %v point at no cache on slab_caches", names)
+				continue
+			}
+			sort.Strings(al)
+			if len(al) > 0 {
+				want[cache] = strings.Join(al, ",")
+			}
+		}
+		for _, cs := range c.Caches {
+			if have := strings.Join(cs.Aliases, ","); have != want[cs.Name] {
+				t.Errorf("%s: aliases %q, /sys/kernel/slab %q", cs.Name, have, want[cs.Name])
+			}
+		}
+	})
+}
