@@ -56,16 +56,22 @@ func (k *Kernel) ReadPtr(va uint64) (uint64, error) { return k.readPtr(va) }
 // link, or more than limit entries (limit <= 0: DefaultListLimit). Cycle
 // detection is Brent's algorithm: constant memory on lists of any length.
 func (k *Kernel) ListHead(head uint64, limit int) iter.Seq2[uint64, error] {
-	return k.walk(head, head, limit)
+	return k.walk(head, head, limit, 0)
+}
+
+// ListHeadReverse is ListHead following prev pointers (offset 8): the way
+// back to entries beyond a broken next link.
+func (k *Kernel) ListHeadReverse(head uint64, limit int) iter.Seq2[uint64, error] {
+	return k.walk(head, head, limit, 8)
 }
 
 // Chain yields the entries of a NULL-terminated singly linked chain (hlist,
 // llist) starting from the first node, following next at offset 0.
 func (k *Kernel) Chain(first uint64, limit int) iter.Seq2[uint64, error] {
-	return k.walk(first, 0, limit)
+	return k.walk(first, 0, limit, 0)
 }
 
-func (k *Kernel) walk(head, stop uint64, limit int) iter.Seq2[uint64, error] {
+func (k *Kernel) walk(head, stop uint64, limit int, linkOff uint64) iter.Seq2[uint64, error] {
 	if limit <= 0 {
 		limit = DefaultListLimit
 	}
@@ -73,7 +79,7 @@ func (k *Kernel) walk(head, stop uint64, limit int) iter.Seq2[uint64, error] {
 		count := 0
 		cur := head
 		if stop != 0 {
-			next, err := k.readPtr(head)
+			next, err := k.readPtr(head + linkOff)
 			if err != nil {
 				yield(0, &ListError{Head: head, Entry: head, Msg: "unreadable head", Err: err})
 				return
@@ -91,7 +97,7 @@ func (k *Kernel) walk(head, stop uint64, limit int) iter.Seq2[uint64, error] {
 				yield(0, &ListError{Head: head, Entry: cur, Count: count, Msg: fmt.Sprintf("more than %d entries", limit), Err: ErrListTooLong})
 				return
 			}
-			next, err := k.readPtr(cur)
+			next, err := k.readPtr(cur + linkOff)
 			if err != nil {
 				yield(0, &ListError{Head: head, Entry: cur, Count: count, Msg: "unreadable link", Err: err})
 				return

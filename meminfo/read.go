@@ -378,11 +378,7 @@ func (r *reader) available() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	reserve, err := r.symInt("totalreserve_pages", false)
-	if err != nil {
-		return 0, err
-	}
-	wl, err := r.wmarkLow()
+	reserve, wl, err := r.availableInputs()
 	if err != nil {
 		return 0, err
 	}
@@ -394,10 +390,28 @@ func (r *reader) available() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	return siMemAvailable(free, reserve, wl, pc, rec), nil
+}
+
+// siMemAvailable is si_mem_available()'s arithmetic, all in pages: free is
+// NR_FREE_PAGES, pagecache the file LRUs, reclaimable NR_SLAB_RECLAIMABLE_B
+// + NR_KERNEL_MISC_RECLAIMABLE, wmarkLow the sum of the zones' low
+// watermarks (with boost). Identical in 6.1, 6.12 and 7.2.
+func siMemAvailable(free, reserve, wmarkLow, pagecache, reclaimable int64) int64 {
 	avail := free - reserve
-	avail += pc - min(pc/2, wl)
-	avail += rec - min(rec/2, wl)
-	return max(avail, 0), nil
+	avail += pagecache - min(pagecache/2, wmarkLow)
+	avail += reclaimable - min(reclaimable/2, wmarkLow)
+	return max(avail, 0)
+}
+
+// availableInputs returns totalreserve_pages and the summed low watermarks.
+func (r *reader) availableInputs() (reserve, wmarkLow int64, err error) {
+	reserve, err = r.symInt("totalreserve_pages", false)
+	if err != nil {
+		return 0, 0, err
+	}
+	wmarkLow, err = r.wmarkLow()
+	return reserve, wmarkLow, err
 }
 
 // pgdats returns the addresses of the online nodes' struct pglist_data
@@ -879,9 +893,9 @@ func (r *reader) memtest() {
 // ---- HugeTLB ----
 
 type hstate struct {
-	order                  uint
-	nr, free, resv, surp   int64
-	isDefault              bool
+	order                uint
+	nr, free, resv, surp int64
+	isDefault            bool
 }
 
 func (r *reader) hstates() ([]hstate, error) {

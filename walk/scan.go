@@ -22,8 +22,32 @@ type pfnRange struct{ start, end uint64 }
 
 // memoryRanges returns the pfn ranges of present memory sections, from
 // mem_section (SPARSEMEM_EXTREME: an array of root pointers to arrays of
-// struct mem_section).
+// struct mem_section). If those cannot be read (pages missing from the
+// dump), the sections holding the dump's physical ranges stand in.
 func (w *Walker) memoryRanges() ([]pfnRange, error) {
+	rs, err := w.sectionRanges()
+	if err == nil {
+		return rs, nil
+	}
+	w.warnf("%v; scanning the memory sections of the dump's physical ranges instead", err)
+	pfnPerSection := uint64(1) << (sectionSizeBits - 12)
+	ps := w.k.Dump.PageSize()
+	for _, r := range w.k.Dump.PhysRanges() {
+		start := r.Start / ps / pfnPerSection * pfnPerSection
+		end := (r.End/ps + pfnPerSection - 1) / pfnPerSection * pfnPerSection
+		if n := len(rs); n > 0 && rs[n-1].end >= start {
+			rs[n-1].end = max(rs[n-1].end, end)
+		} else {
+			rs = append(rs, pfnRange{start, end})
+		}
+	}
+	if len(rs) == 0 {
+		return nil, err
+	}
+	return rs, nil
+}
+
+func (w *Walker) sectionRanges() ([]pfnRange, error) {
 	k := w.k
 	ms := structType(k, "mem_section")
 	if ms == nil || ms.Size == 0 {
@@ -84,7 +108,7 @@ type slabVisit struct {
 // scanSlabs calls visit for every slab head page of present memory, from
 // workers running in parallel over disjoint pfn chunks. It returns the number
 // of struct pages scanned and the pfn chunks that could not be read.
-func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64, unreadable []error, err error) {
+func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64, unreadable []badRange, err error) {
 	ranges, err := w.memoryRanges()
 	if err != nil {
 		return 0, nil, err
@@ -101,35 +125,15 @@ func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64,
 	next := make(chan item)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	l := w.l
-	ps := uint64(l.pageSize)
 	for wk := 0; wk < workers; wk++ {
 		wg.Add(1)
 		go func(wk int) {
 			defer wg.Done()
-			// 64 struct pages (4 KiB on x86_64) per read: page-aligned, so a
-			// missing vmemmap page costs only its own 64 pfns.
-			const batch = 64
-			buf := make([]byte, batch*ps)
 			var n uint64
-			var errs []error
+			var errs []badRange
+			buf := make([]byte, scanBatch*w.l.pageSize)
 			for it := range next {
-				for pfn := it.start; pfn < it.end; pfn += batch {
-					cnt := min(batch, it.end-pfn)
-					va := w.k.VmemmapBase + pfn*ps
-					b := buf[:cnt*ps]
-					if err := w.k.ReadVirt(b, va); err != nil {
-						errs = append(errs, fmt.Errorf("struct pages of pfn %#x-%#x: %w", pfn, pfn+cnt, err))
-						continue
-					}
-					n += cnt
-					for i := uint64(0); i < cnt; i++ {
-						p := b[i*ps : (i+1)*ps]
-						if w.isSlab(p) {
-							visit(wk, slabVisit{pfn: pfn + i, slabVA: va + i*ps, raw: p})
-						}
-					}
-				}
+				n += w.scanRange(it.start, it.end, buf, &errs, func(s slabVisit) bool { visit(wk, s); return true })
 			}
 			mu.Lock()
 			scanned += n
@@ -142,7 +146,81 @@ func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64,
 	}
 	close(next)
 	wg.Wait()
-	return scanned, unreadable, nil
+	return scanned, mergeBad(unreadable), nil
+}
+
+// badRange is a run of page frames whose struct pages could not be read.
+type badRange struct {
+	start, end uint64
+	err        error // the first error of the run
+}
+
+func (b badRange) String() string {
+	return fmt.Sprintf("struct pages of pfn %#x-%#x (%d page frames) could not be read: %v", b.start, b.end, b.end-b.start, b.err)
+}
+
+// mergeBad sorts and joins adjacent bad ranges.
+func mergeBad(rs []badRange) []badRange {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].start < rs[j].start })
+	var out []badRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].end == r.start {
+			out[n-1].end = r.end
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// scanBatch struct pages (4 KiB on x86_64) are read at once: page-aligned,
+// so a missing vmemmap page costs only its own 64 pfns.
+const scanBatch = 64
+
+// scanRange visits the slab head pages among pfns [start, end); it returns
+// the number of struct pages read, and stops early when visit returns false.
+func (w *Walker) scanRange(start, end uint64, buf []byte, errs *[]badRange, visit func(slabVisit) bool) uint64 {
+	ps := uint64(w.l.pageSize)
+	var n uint64
+	for pfn := start; pfn < end; pfn += scanBatch {
+		cnt := min(scanBatch, end-pfn)
+		va := w.k.VmemmapBase + pfn*ps
+		b := buf[:cnt*ps]
+		if err := w.k.ReadVirt(b, va); err != nil {
+			*errs = append(*errs, badRange{pfn, pfn + cnt, err})
+			continue
+		}
+		n += cnt
+		for i := uint64(0); i < cnt; i++ {
+			p := b[i*ps : (i+1)*ps]
+			if w.isSlab(p) && !visit(slabVisit{pfn: pfn + i, slabVA: va + i*ps, raw: p}) {
+				return n
+			}
+		}
+	}
+	return n
+}
+
+// scanSlabsOrdered is scanSlabs on one goroutine, in pfn order, stoppable.
+func (w *Walker) scanSlabsOrdered(visit func(slabVisit) bool) (scanned uint64, unreadable []badRange, err error) {
+	ranges, err := w.memoryRanges()
+	if err != nil {
+		return 0, nil, err
+	}
+	buf := make([]byte, scanBatch*w.l.pageSize)
+	stopped := false
+	for _, r := range ranges {
+		scanned += w.scanRange(r.start, r.end, buf, &unreadable, func(s slabVisit) bool {
+			if !visit(s) {
+				stopped = true
+			}
+			return !stopped
+		})
+		if stopped {
+			break
+		}
+	}
+	return scanned, mergeBad(unreadable), nil
 }
 
 // isSlab tells whether a struct page is the head of a slab.
@@ -246,9 +324,9 @@ func (w *Walker) Census() (*Census, error) {
 	}
 	c := &Census{Release: k.Release, Dump: k.DumpPath, Method: "census", PagesScanned: scanned}
 	for _, e := range unreadable {
-		c.Warnings = append(c.Warnings, e.Error())
+		c.Warnings = append(c.Warnings, e.String())
 	}
-	if len(unreadable) > 0 {
+	if len(unreadable) > 0 || w.lost > 0 {
 		c.Partial = true
 	}
 	unknown.Range(func(slab, cache any) bool {
@@ -302,7 +380,10 @@ func (w *Walker) Census() (*Census, error) {
 		for _, p := range problems {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("cache %s: counters: %s", cs.Name, p))
 		}
-		w.explain(cs)
+		w.explain(cs, len(unreadable) > 0)
+		if cs.UnreadableSlabs > 0 {
+			c.Partial = true
+		}
 		c.Caches = append(c.Caches, cs)
 	}
 	c.FreelistEncoding = w.Encoding()
@@ -312,7 +393,7 @@ func (w *Walker) Census() (*Census, error) {
 
 // explain compares the census with the counters and says why they differ
 // when the reason is known.
-func (w *Walker) explain(cs *CacheStats) {
+func (w *Walker) explain(cs *CacheStats, scanIncomplete bool) {
 	cnt := cs.Counters
 	// Sheaf objects are free to users but allocated from the slabs' view,
 	// which is what the counters (and crash, and /proc/slabinfo) report.
@@ -320,6 +401,13 @@ func (w *Walker) explain(cs *CacheStats) {
 		if cs.Free.Sheaves > 0 {
 			cs.Why = fmt.Sprintf("%d free objects sit in sheaves: the counters count them as allocated", cs.Free.Sheaves)
 		}
+		return
+	}
+	if scanIncomplete && cs.Slabs < cnt.Slabs {
+		// The kernel knows of slabs the census could not reach: their struct
+		// pages are missing from the dump. That is partial, not a disagreement.
+		cs.UnreadableSlabs += cnt.Slabs - cs.Slabs
+		cs.Why = fmt.Sprintf("%d of the kernel's %d slabs lie where the dump has no struct pages", cnt.Slabs-cs.Slabs, cnt.Slabs)
 		return
 	}
 	cs.Disagree = true

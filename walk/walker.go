@@ -43,8 +43,57 @@ type Walker struct {
 	enc         atomic.Int32
 	rcuFreeSlab uint64
 
+	// lost counts caches that could not be read: the census is partial.
+	lost int
+
 	mu       sync.Mutex
 	warnings []string
+}
+
+// cacheEntries returns the list_head addresses of slab_caches in order. If a
+// next link cannot be read (a page missing from the dump), the rest is
+// reached backwards through prev links, so one bad page loses one cache.
+func (w *Walker) cacheEntries(head uint64) ([]uint64, error) {
+	var fwd []uint64
+	var ferr error
+	for e, err := range w.k.ListHead(head, maxCaches) {
+		if err != nil {
+			ferr = err
+			break
+		}
+		fwd = append(fwd, e)
+	}
+	if ferr == nil {
+		return fwd, nil
+	}
+	w.warnf("slab_caches: %v; reading the rest backwards", ferr)
+	w.lost++ // the entry whose link was unreadable
+	seen := make(map[uint64]bool, len(fwd))
+	for _, e := range fwd {
+		seen[e] = true
+	}
+	var back []uint64
+	for e, err := range w.k.ListHeadReverse(head, maxCaches) {
+		if err != nil {
+			w.warnf("slab_caches backwards: %v", err)
+			break
+		}
+		if seen[e] {
+			break
+		}
+		back = append(back, e)
+	}
+	if len(fwd) == 0 && len(back) == 0 {
+		return nil, fmt.Errorf("walk: slab_caches: %w", ferr)
+	}
+	// The entry whose next link failed is fwd's last; backwards ends before it.
+	if n := len(fwd); n > 0 {
+		fwd = fwd[:n-1]
+	}
+	for i := len(back) - 1; i >= 0; i-- {
+		fwd = append(fwd, back[i])
+	}
+	return fwd, nil
 }
 
 const (
@@ -87,16 +136,22 @@ func New(k *kernel.Kernel) (*Walker, error) {
 	if err != nil {
 		return nil, err
 	}
-	for e, err := range k.ListHead(head, maxCaches) {
-		if err != nil {
-			return nil, fmt.Errorf("walk: slab_caches: %w", err)
-		}
+	entries, err := w.cacheEntries(head)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
 		ci, err := w.readCache(e - uint64(l.cacheList.off))
 		if err != nil {
-			return nil, err
+			w.warnf("%v", err)
+			w.lost++
+			continue
 		}
 		w.caches = append(w.caches, ci)
 		w.byAddr[ci.va] = ci
+	}
+	if len(w.caches) == 0 {
+		return nil, fmt.Errorf("walk: no readable cache on slab_caches")
 	}
 	for _, ci := range w.caches {
 		w.readCPUState(ci, offs)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,6 +52,16 @@ type physRange struct {
 type hexU64 uint64
 
 func (h hexU64) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%#x", uint64(h))) }
+
+func (h *hexU64) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
+	*h = hexU64(v)
+	return err
+}
 
 func ptrHex(v uint64) *hexU64 { h := hexU64(v); return &h }
 

@@ -41,7 +41,7 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &usageError{msg: err.Error() + "\n" + c.UsageString()}
+		return &usageError{msg: err.Error() + seeHelp(c)}
 	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.vmlinux, "vmlinux", "", "vmlinux with debuginfo (default: found from the dump's kernel release)")
@@ -50,7 +50,7 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 	pf.BoolVar(&g.zeroFill, "zero-fill", false, "read memory missing from the dump as zeros (reported in the output)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of text")
 	pf.StringVar(&g.types, "types", "auto", "type information source: auto, btf or dwarf")
-	root.AddCommand(newInfoCmd(g), newSlabsCmd(g), newSlabinfoCmd(g))
+	root.AddCommand(newInfoCmd(g), newSlabsCmd(g), newSlabinfoCmd(g), newWhatisCmd(g), newObjectsCmd(g), newMeminfoCmd(g))
 	return root
 }
 
@@ -58,10 +58,14 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			return &usageError{msg: fmt.Sprintf("%s takes %d argument(s), got %d\n%s", c.Name(), n, len(args), c.UsageString())}
+			return &usageError{msg: fmt.Sprintf("%s takes %d argument(s), got %d%s", c.Name(), n, len(args), seeHelp(c))}
 		}
 		return nil
 	}
+}
+
+func seeHelp(c *cobra.Command) string {
+	return fmt.Sprintf(" (see '%s --help')", c.CommandPath())
 }
 
 // openKernel opens a dump with the global options, classifying errors for exit codes.

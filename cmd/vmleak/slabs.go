@@ -211,6 +211,17 @@ func totalSlabMemory(cen *walk.Census) uint64 {
 // its width, two spaces apart, the address left-aligned, names last.
 func writeSlabsText(w io.Writer, cen *walk.Census, cols []string) {
 	total := totalSlabMemory(cen)
+	// Variable-width columns (names) are padded to their longest value unless last.
+	widths := make(map[string]int)
+	for i, name := range cols {
+		if slabColumns[name].width == 0 && i < len(cols)-1 {
+			wd := len(slabColumns[name].header)
+			for _, c := range cen.Caches {
+				wd = max(wd, len(slabColumns[name].value(c, total)))
+			}
+			widths[name] = wd
+		}
+	}
 	line := func(cell func(name string) string) {
 		var sb strings.Builder
 		for i, name := range cols {
@@ -228,6 +239,8 @@ func writeSlabsText(w io.Writer, cen *walk.Census, cols []string) {
 				fmt.Fprintf(&sb, "%-*s", -col.width, v)
 			case col.width > 0:
 				fmt.Fprintf(&sb, "%*s", col.width, v)
+			case widths[name] > 0:
+				fmt.Fprintf(&sb, "%-*s", widths[name], v)
 			default:
 				sb.WriteString(v)
 			}
@@ -274,17 +287,32 @@ func writeSlabsCSV(w io.Writer, cen *walk.Census, cols []string) error {
 	return cw.Error()
 }
 
-// warnCensus reports disagreements and problems on stderr.
+// warnCensus reports disagreements and partial caches on stderr, briefly:
+// the JSON output has every detail.
 func warnCensus(w io.Writer, cen *walk.Census) {
+	const most = 10
+	var partial []string
 	for _, c := range cen.Caches {
 		if c.Disagree {
 			fmt.Fprintf(w, "vmleak: warning: %s: census and counters disagree: %s\n", c.Name, c.Why)
 		}
 		if c.UnreadableSlabs > 0 {
-			fmt.Fprintf(w, "vmleak: warning: %s: partial: %d slabs could not be read\n", c.Name, c.UnreadableSlabs)
+			partial = append(partial, fmt.Sprintf("%s (%d slabs)", c.Name, c.UnreadableSlabs))
 		}
 	}
-	printWarnings(w, cen.Warnings)
+	if len(partial) > 0 {
+		more := ""
+		if len(partial) > most {
+			more = fmt.Sprintf(" and %d more (see --json)", len(partial)-most)
+			partial = partial[:most]
+		}
+		fmt.Fprintf(w, "vmleak: warning: partial: slabs missing from the dump in %s%s\n", strings.Join(partial, ", "), more)
+	}
+	ws := cen.Warnings
+	if len(ws) > 2*most {
+		ws = append(ws[:most:most], fmt.Sprintf("... %d more warnings (see --json)", len(cen.Warnings)-most))
+	}
+	printWarnings(w, ws)
 }
 
 func humanBytes(b uint64) string {

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmleak/vmleak/walk"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares have with testdata/golden/name, or rewrites it with -update.
+func golden(t *testing.T, name string, have []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, have, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(have, want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\nhave:\n%s\nwant:\n%s", name, have, want)
+	}
+}
+
+// sampleCensus is a small census with the shapes rendering must handle:
+// a merged cache with aliases, a disagreement, a partial cache, sheaves.
+func sampleCensus() *walk.Census {
+	return &walk.Census{
+		Release: "6.1.0-56-cloud-amd64", Dump: "vmcore", Method: "census", FreelistEncoding: "swab", PagesScanned: 262144,
+		Caches: []*walk.CacheStats{
+			{Addr: 0xffff8cfdc24d3900, Name: "vmleak_test_obj", ObjectSize: 232, Size: 240, ObjPerSlab: 17, SlabBytes: 4096,
+				Allocated: 1000, Total: 1003, Slabs: 59, Free: walk.FreeCounts{CPUFreelists: 3},
+				Counters: walk.CounterStats{Allocated: 1000, Total: 1003, Slabs: 59, CPUFreelist: 3}},
+			{Addr: 0xffff8cfdc1042b00, Name: "kmalloc-1k", ObjectSize: 1024, Size: 1024, ObjPerSlab: 16, Order: 2, SlabBytes: 16384,
+				Allocated: 555, Total: 576, Slabs: 36, Aliases: []string{"UNIX", "UNIX-STREAM"},
+				Free: walk.FreeCounts{SlabFreelists: 21}, Counters: walk.CounterStats{Allocated: 555, Total: 576, Slabs: 36, NodePartial: 21}},
+			{Addr: 0xffff8cfdc1042d00, Name: "dentry", ObjectSize: 192, Size: 192, ObjPerSlab: 21, SlabBytes: 4096,
+				Allocated: 10796, Total: 10815, Slabs: 515, Free: walk.FreeCounts{SlabFreelists: 19},
+				Counters: walk.CounterStats{Allocated: 10800, Total: 10815, Slabs: 515}, Disagree: true,
+				Why: "census 10796/10815/515 (allocated/total/slabs), counters 10800/10815/515: the kernel's counters are racy or stale"},
+			{Addr: 0xffff8cfdc1045400, Name: "kmalloc-4k", ObjectSize: 4096, Size: 4096, ObjPerSlab: 8, Order: 3, SlabBytes: 32768,
+				Allocated: 70, Total: 80, Slabs: 10, UnreadableSlabs: 2, Free: walk.FreeCounts{SlabFreelists: 4, Sheaves: 6},
+				Counters: walk.CounterStats{Allocated: 76, Total: 80, Slabs: 10}},
+		},
+		Warnings: []string{"struct pages of pfn 0x1000-0x1040: elfcore: physical address 0x1234000 not in dump (excluded)"},
+		Partial:  true,
+	}
+}
+
+func TestGoldenSlabs(t *testing.T) {
+	for _, tc := range []struct {
+		name, cols string
+		csv        bool
+	}{
+		{"slabs.txt", defaultColumns, false},
+		{"slabs-wide.txt", wideColumns, false},
+		{"slabs-free.txt", "name,allocated,free,counter", false},
+		{"slabs.csv", wideColumns, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			cols := strings.Split(tc.cols, ",")
+			if tc.csv {
+				if err := writeSlabsCSV(&b, sampleCensus(), cols); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				writeSlabsText(&b, sampleCensus(), cols)
+			}
+			golden(t, tc.name, b.Bytes())
+		})
+	}
+	t.Run("slabs.json", func(t *testing.T) {
+		b, err := json.MarshalIndent(sampleCensus(), "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "slabs.json", append(b, '\n'))
+		var back walk.Census
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		again, _ := json.MarshalIndent(&back, "", "  ")
+		if !bytes.Equal(again, b) {
+			t.Error("census JSON does not round-trip")
+		}
+	})
+	t.Run("slabinfo.txt", func(t *testing.T) {
+		var b bytes.Buffer
+		writeSlabinfo(&b, sampleCensus())
+		golden(t, "slabinfo.txt", b.Bytes())
+	})
+	t.Run("warnings.txt", func(t *testing.T) {
+		var b bytes.Buffer
+		warnCensus(&b, sampleCensus())
+		golden(t, "warnings.txt", b.Bytes())
+	})
+}
+
+func TestGoldenInfo(t *testing.T) {
+	lvl := int32(31)
+	ct := time.Date(2026, 11, 26, 7, 6, 35, 0, time.UTC)
+	in := &dumpInfo{
+		File: "kdump.lzo", Format: "kdump", Compression: []string{"lzo"}, DumpLevel: &lvl, Arch: "x86_64",
+		Release: "6.1.0-56-cloud-amd64", PageSize: 4096, CPUs: 2,
+		PhysRanges:   []physRange{{0x1000, 0x9f000}, {0x100000, 0x2e000000}},
+		PagesPresent: 22730, PagesExcluded: 173739, PagesZero: 3384, VMCOREINFO: true, CrashTime: &ct,
+		KASLROffset: ptrHex(0x1e000000), PhysBase: ptrHex(0xfffffffff3000000), PageOffset: ptrHex(0xffff8b3400000000),
+		VmallocBase: ptrHex(0xffffd1fec0000000), VmemmapBase: ptrHex(0xfffffa6d40000000), PagingLevel: 4,
+		LocatedBy: "vmcoreinfo", Vmlinux: "/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64",
+	}
+	var b bytes.Buffer
+	writeInfo(&b, in)
+	golden(t, "info.txt", b.Bytes())
+	j, err := json.MarshalIndent(in, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "info.json", append(j, '\n'))
+}
+
+func TestGoldenWhatis(t *testing.T) {
+	var b bytes.Buffer
+	for _, r := range []whatisResult{
+		{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "vmleak_test_obj object 0 at 0xffff8ca5c246b000+0x50 (232 bytes), allocated; slab 0xfffffbef00091ac0, cache 0xffff8ca5c244bf00"},
+		{Addr: 0xffffffffc0000000, Kind: "unknown", What: "not a slab object, symbol, module, vmalloc or vmemmap address"},
+		{Addr: 0xffff8ca5c0000000, Kind: "direct-map", Error: "walk: struct page of 0xffff8ca5c0000000: missing"},
+	} {
+		writeWhatis(&b, r)
+	}
+	golden(t, "whatis.txt", b.Bytes())
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vmleak/vmleak/walk"
+)
+
+func newObjectsCmd(g *globalOptions) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "objects DUMP CACHE",
+		Short: "List the allocated objects of one slab cache",
+		Long: `objects streams the addresses of every allocated object of a cache, one per
+line in physical address order (or JSON objects, one per line, with --json).
+With --all, free objects are listed too, with where they are free.
+
+` + exitCodesHelp,
+		Example: `  vmleak objects vmcore kmalloc-1k | head
+  vmleak objects vmcore dentry --all --json`,
+		Args: exactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			k, err := g.openKernel(args[0], false)
+			if err != nil {
+				return err
+			}
+			defer k.Close()
+			wk, err := walk.New(k)
+			if err != nil {
+				return classify(err)
+			}
+			out := bufio.NewWriter(c.OutOrStdout())
+			defer out.Flush()
+			enc := json.NewEncoder(out)
+			partial := false
+			var werr error
+			err = wk.Objects(args[1], all, func(o walk.Object, err error) bool {
+				if err != nil {
+					partial = true
+					fmt.Fprintf(c.ErrOrStderr(), "vmleak: warning: %v\n", err)
+					return true
+				}
+				switch {
+				case g.json:
+					werr = enc.Encode(o)
+				case all && !o.Allocated:
+					_, werr = fmt.Fprintf(out, "%x free (%s)\n", o.Addr, o.FreeOn)
+				default:
+					_, werr = fmt.Fprintf(out, "%x\n", o.Addr)
+				}
+				return werr == nil
+			})
+			if err != nil {
+				return &usageError{msg: err.Error()}
+			}
+			if werr != nil {
+				return werr
+			}
+			printWarnings(c.ErrOrStderr(), k.Warnings())
+			if partial {
+				return errPartial
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "list free objects too")
+	return cmd
+}

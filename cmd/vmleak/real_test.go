@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/walk"
+)
+
+// vmleak runs the command in-process and returns its exit code and output.
+func vmleak(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// crashTwin is the file crash read for a dump: flattened streams were read
+// through their rearranged twin.
+func crashTwin(d fixture.DumpFile) string {
+	return "crash/" + strings.Replace(d.File, "flat-", "", 1) + ".kmem-s"
+}
+
+// vmleak slabs prints exactly what crash's kmem -s printed, on every dump
+// crash can read.
+func TestSlabsEqualsCrashText(t *testing.T) {
+	n := 0
+	for _, m := range fixture.All(t) {
+		for _, d := range m.Dumps {
+			if !m.HasOracle(crashTwin(d)) {
+				continue
+			}
+			t.Run(m.Name+"/"+d.File, func(t *testing.T) {
+				code, out, errs := vmleak(t, "slabs", m.DumpPath(d), "--vmlinux", m.Vmlinux())
+				if code != ExitOK {
+					t.Fatalf("exit %d: %s", code, errs)
+				}
+				if want := m.Oracle(t, crashTwin(d)); out != want {
+					t.Errorf("vmleak slabs differs from crash kmem -s:\n%s", lineDiff(out, want))
+				}
+				n++
+			})
+		}
+	}
+	if n == 0 {
+		t.Fatal("no dump compared")
+	}
+}
+
+func lineDiff(have, want string) string {
+	h, w := strings.Split(have, "\n"), strings.Split(want, "\n")
+	var sb strings.Builder
+	for i := 0; i < max(len(h), len(w)); i++ {
+		var a, b string
+		if i < len(h) {
+			a = h[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		if a != b {
+			sb.WriteString("vmleak: " + a + "\ncrash:  " + b + "\n")
+		}
+	}
+	return sb.String()
+}
+
+// The slabinfo output is /proc/slabinfo: the guest's own parser reads it,
+// and it says what the JSON census says.
+func TestSlabinfoAndJSON(t *testing.T) {
+	m := fixture.Load(t, "bookworm-qemu")
+	d := m.Dumps[0]
+	code, out, errs := vmleak(t, "slabinfo", m.DumpPath(d), "--vmlinux", m.Vmlinux())
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	rows, err := oracle.ParseSlabinfo(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, js, errs := vmleak(t, "slabs", m.DumpPath(d), "--vmlinux", m.Vmlinux(), "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var c walk.Census
+	if err := json.Unmarshal([]byte(js), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(c.Caches) {
+		t.Errorf("slabinfo has %d caches, JSON %d", len(rows), len(c.Caches))
+	}
+	for _, cs := range c.Caches {
+		r := rows[cs.Name]
+		if r.ActiveObjs != cs.Allocated || r.NumObjs != cs.Total || r.NumSlabs != cs.Slabs || uint64(r.ObjSize) != cs.Size {
+			t.Errorf("%s: slabinfo %+v, census %+v", cs.Name, r, cs)
+		}
+	}
+	if tc := c.Cache("vmleak_test_obj"); tc == nil || tc.Allocated != int64(m.TestModule.NObj) {
+		t.Errorf("JSON test-module cache %+v, want %d allocated", tc, m.TestModule.NObj)
+	}
+}
+
+// whatis names the cache of one of the test module's objects; objects lists
+// exactly the objects the module holds.
+func TestObjectsAndWhatis(t *testing.T) {
+	m := fixture.Load(t, "bookworm-kdump")
+	d := m.Dumps[0]
+	code, out, errs := vmleak(t, "objects", m.DumpPath(d), m.TestModule.Cache, "--vmlinux", m.Vmlinux())
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	addrs := strings.Fields(out)
+	if len(addrs) != m.TestModule.NObj {
+		t.Fatalf("objects listed %d, module holds %d", len(addrs), m.TestModule.NObj)
+	}
+	code, out, errs = vmleak(t, "whatis", m.DumpPath(d), addrs[len(addrs)/2], "--vmlinux", m.Vmlinux(), "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var res []whatisResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Object == nil || res[0].Object.Cache != m.TestModule.Cache || !res[0].Object.Allocated {
+		t.Errorf("whatis %s: %s", addrs[len(addrs)/2], out)
+	}
+	code, out, _ = vmleak(t, "whatis", m.DumpPath(d), "0x0", "--vmlinux", m.Vmlinux())
+	if code != ExitOK || !strings.Contains(out, "unknown") {
+		t.Errorf("whatis 0: exit %d, %s", code, out)
+	}
+}
+
+// Every documented exit code, on real input.
+func TestExitCodes(t *testing.T) {
+	a := fixture.Load(t, "bookworm-qemu")
+	b := fixture.Load(t, "trixie-qemu")
+	garbage := filepath.Join(t.TempDir(), "garbage")
+	os.WriteFile(garbage, bytes.Repeat([]byte("not a vmcore "), 1000), 0o644)
+	kd := fixture.Load(t, "bookworm-kdump")
+	// The last 2 MiB of RAM hold early allocations (vmemmap page tables,
+	// mem_section, the first caches): losing them must still give a result.
+	truncated := truncatedCopy(t, kd.DumpPath(dumpOf(t, kd, "kdump.elf")), 2<<20)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"ok", []string{"info", a.DumpPath(a.Dumps[0]), "--vmlinux", a.Vmlinux()}, ExitOK, ""},
+		{"usage: no dump", []string{"slabs"}, ExitUsage, "takes 1 argument"},
+		{"usage: bad flag", []string{"slabs", "--bogus", "x"}, ExitUsage, "unknown flag"},
+		{"usage: bad sort", []string{"slabs", a.DumpPath(a.Dumps[0]), "--vmlinux", a.Vmlinux(), "--sort", "x"}, ExitUsage, "unknown sort key"},
+		{"input: missing file", []string{"slabs", "/nonexistent/vmcore"}, ExitInput, "/nonexistent/vmcore"},
+		{"input: not a dump", []string{"slabs", garbage}, ExitInput, "unrecognized dump format"},
+		{"mismatch", []string{"slabs", a.DumpPath(a.Dumps[0]), "--vmlinux", b.Vmlinux()}, ExitMismatch, "does not match"},
+		{"partial: truncated dump", []string{"slabs", truncated, "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := vmleak(t, tc.args...)
+			if code != tc.code || !strings.Contains(errs, tc.msg) {
+				t.Errorf("exit %d (want %d), stderr:\n%s", code, tc.code, errs)
+			}
+			if strings.Contains(errs, "panic") || strings.Contains(errs, "goroutine ") {
+				t.Errorf("stderr shows a panic:\n%s", errs)
+			}
+		})
+	}
+}
+
+func dumpOf(t *testing.T, m *fixture.Manifest, file string) fixture.DumpFile {
+	for _, d := range m.Dumps {
+		if d.File == file {
+			return d
+		}
+	}
+	t.Fatalf("%s has no %s", m.Name, file)
+	return fixture.DumpFile{}
+}
+
+// truncatedCopy copies a file less its last cut bytes, as a kdump cut short
+// by a full disk would be.
+func truncatedCopy(t *testing.T, path string, cut int64) string {
+	t.Helper()
+	in, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	st, _ := in.Stat()
+	out := filepath.Join(t.TempDir(), "truncated-"+filepath.Base(path))
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := io.CopyN(f, in, st.Size()-cut); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,194 @@
+package walk
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrNotSlab: the address is not in slab memory.
+var ErrNotSlab = errors.New("walk: not a slab object")
+
+// Object is one slab object.
+type Object struct {
+	Cache     string `json:"cache"`
+	CacheAddr uint64 `json:"cache_addr"`
+	Slab      uint64 `json:"slab"` // address of the struct slab (its struct page)
+	Index     uint64 `json:"index"`
+	Addr      uint64 `json:"addr"`   // start of the object
+	Offset    uint64 `json:"offset"` // of the asked address within the object (whatis)
+	Size      uint64 `json:"size"`   // kmem_cache.object_size
+	Allocated bool   `json:"allocated"`
+	// FreeOn says where a free object is: "slab freelist", "cpu freelist", "sheaf".
+	FreeOn string `json:"free_on,omitempty"`
+}
+
+// slabState is one slab's objects and which of them are free.
+type slabState struct {
+	ci     *cacheInfo
+	slabVA uint64
+	r      slabRange
+	free   []uint64 // bitmap: on a freelist
+	cpu    []uint64 // bitmap: on a CPU freelist
+	sheaf  []uint64 // bitmap: in a sheaf
+}
+
+func (s *slabState) state(i uint64) (allocated bool, where string) {
+	bit := func(b []uint64) bool { return b[i/64]&(1<<(i%64)) != 0 }
+	switch {
+	case bit(s.cpu):
+		return false, "cpu freelist"
+	case bit(s.free):
+		return false, "slab freelist"
+	case bit(s.sheaf):
+		return false, "sheaf"
+	}
+	return true, ""
+}
+
+// readSlab builds the free-object maps of the slab whose struct page is at
+// slabVA, describing the page frame pfn.
+func (w *Walker) readSlab(ci *cacheInfo, slabVA, pfn uint64, raw []byte) (*slabState, error) {
+	l := w.l
+	objects := l.slabObjects.val(raw)
+	if objects == 0 || objects > ci.objPerSlab*8 {
+		return nil, fmt.Errorf("walk: slab %#x of %s: %d objects", slabVA, ci.stats.Name, objects)
+	}
+	n := (objects + 63) / 64
+	s := &slabState{ci: ci, slabVA: slabVA, free: make([]uint64, n), cpu: make([]uint64, n), sheaf: make([]uint64, n),
+		r: slabRange{base: w.k.PageOffset + pfn*w.k.Dump.PageSize(), size: ci.size, n: objects, redLeft: ci.redLeft}}
+	if _, err := w.walkFreelist(ci, s.r, l.slabFreelist.u64(raw), s.free); err != nil {
+		return s, fmt.Errorf("walk: slab %#x of %s: %w", slabVA, ci.stats.Name, err)
+	}
+	for _, head := range w.cpuFree[slabVA] {
+		if _, err := w.walkFreelist(ci, s.r, head, s.cpu); err != nil {
+			return s, fmt.Errorf("walk: slab %#x of %s: CPU freelist: %w", slabVA, ci.stats.Name, err)
+		}
+	}
+	for _, o := range ci.sheafObjs {
+		if i, ok := s.r.index(o); ok {
+			s.sheaf[i/64] |= 1 << (i % 64)
+		}
+	}
+	return s, nil
+}
+
+func (s *slabState) object(i uint64) Object {
+	alloc, where := s.state(i)
+	return Object{Cache: s.ci.stats.Name, CacheAddr: s.ci.va, Slab: s.slabVA, Index: i,
+		Addr: s.r.base + s.r.redLeft + i*s.r.size, Size: s.ci.stats.ObjectSize, Allocated: alloc, FreeOn: where}
+}
+
+// headPage returns the struct page address of the compound head of the page
+// at pageVA, given its bytes.
+func (w *Walker) headPage(pageVA uint64, raw []byte) uint64 {
+	f := probe(w.k, structType(w.k, "page"), "compound_head")
+	if !f.ok {
+		// d50569612c29 (v7.1) renamed it compound_info, which holds either
+		// head|1 or, with HugeTLB vmemmap optimization, a mask|1.
+		f = probe(w.k, structType(w.k, "page"), "compound_info")
+	}
+	if !f.ok {
+		return pageVA
+	}
+	info := f.u64(raw)
+	if info&1 == 0 {
+		return pageVA
+	}
+	if info-1 <= pageVA {
+		return info - 1
+	}
+	return pageVA & info
+}
+
+// FindObject says which slab object holds a kernel address, and whether it
+// is allocated.
+func (w *Walker) FindObject(va uint64) (*Object, error) {
+	k := w.k
+	ps := k.Dump.PageSize()
+	if va < k.PageOffset {
+		return nil, ErrNotSlab
+	}
+	pfn := (va - k.PageOffset) / ps
+	if pfn > 1<<40 {
+		return nil, ErrNotSlab
+	}
+	pageVA := k.VmemmapBase + pfn*uint64(w.l.pageSize)
+	raw := make([]byte, w.l.pageSize)
+	if err := k.ReadVirt(raw, pageVA); err != nil {
+		return nil, fmt.Errorf("walk: struct page of %#x: %w", va, err)
+	}
+	if head := w.headPage(pageVA, raw); head != pageVA {
+		pageVA = head
+		if err := k.ReadVirt(raw, pageVA); err != nil {
+			return nil, fmt.Errorf("walk: head page of %#x: %w", va, err)
+		}
+		pfn = (pageVA - k.VmemmapBase) / uint64(w.l.pageSize)
+	}
+	if !w.isSlab(raw) {
+		return nil, ErrNotSlab
+	}
+	ci := w.byAddr[w.l.slabCache.u64(raw)]
+	if ci == nil {
+		return nil, fmt.Errorf("walk: %#x is in slab %#x of unknown cache %#x", va, pageVA, w.l.slabCache.u64(raw))
+	}
+	s, err := w.readSlab(ci, pageVA, pfn, raw)
+	if s == nil {
+		return nil, err
+	}
+	if va < s.r.base+s.r.redLeft {
+		return nil, fmt.Errorf("walk: %#x is in the left red zone of slab %#x (%s)", va, pageVA, ci.stats.Name)
+	}
+	i := (va - s.r.base - s.r.redLeft) / s.r.size
+	if i >= s.r.n {
+		return nil, fmt.Errorf("walk: %#x is past the last object of slab %#x (%s)", va, pageVA, ci.stats.Name)
+	}
+	o := s.object(i)
+	o.Offset = va - o.Addr
+	return &o, err
+}
+
+// Objects calls yield for every object of the named cache (allocated only,
+// unless all), in physical address order. A slab with a corrupt freelist is
+// reported through yield's error and the walk goes on.
+func (w *Walker) Objects(cache string, all bool, yield func(Object, error) bool) error {
+	var ci *cacheInfo
+	for _, c := range w.caches {
+		if c.stats.Name == cache {
+			ci = c
+		}
+	}
+	if ci == nil {
+		return fmt.Errorf("walk: no cache named %q (aliases name the cache they merged into: see slabs --wide)", cache)
+	}
+	stop := false
+	_, unreadable, err := w.scanSlabsOrdered(func(s slabVisit) bool {
+		if w.l.slabCache.u64(s.raw) != ci.va {
+			return true
+		}
+		st, err := w.readSlab(ci, s.slabVA, s.pfn, s.raw)
+		if err != nil && !yield(Object{}, err) {
+			stop = true
+			return false
+		}
+		if st == nil {
+			return true
+		}
+		for i := uint64(0); i < st.r.n; i++ {
+			o := st.object(i)
+			if (o.Allocated || all) && !yield(o, nil) {
+				stop = true
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range unreadable {
+		if stop || !yield(Object{}, fmt.Errorf("walk: %s", e)) {
+			break
+		}
+	}
+	return nil
+}
