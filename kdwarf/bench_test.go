@@ -24,6 +24,13 @@ func lookupAll(b *testing.B, f *File) {
 	}
 }
 
+// forKernels runs a benchmark on the 6.1 and the 7.x vmlinux.
+func forKernels(b *testing.B, fn func(b *testing.B, k *fixture.Kernel)) {
+	for _, suite := range []string{"bookworm", "sid"} {
+		b.Run(suite, func(b *testing.B) { fn(b, fixture.KernelOf(b, suite)) })
+	}
+}
+
 // cpuTime returns the process's user+system CPU time.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -37,87 +44,91 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric(float64((cpuTime()-start).Milliseconds())/float64(b.N), "cpu-ms/op")
 }
 
-// BenchmarkColdIndex opens the 6.1 vmlinux with an empty index cache:
+// BenchmarkColdIndex opens the vmlinux with an empty index cache:
 // ELF, DWARF sections, parallel name-index build, index write, one lookup.
 func BenchmarkColdIndex(b *testing.B) {
-	k := fixture.KernelOf(b, "bookworm")
-	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
-	for b.Loop() {
-		dir, err := os.MkdirTemp("", "kdwarf-bench-")
-		if err != nil {
-			b.Fatal(err)
+	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
+		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
+		for b.Loop() {
+			dir, err := os.MkdirTemp("", "kdwarf-bench-")
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Struct("slab"); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+			os.RemoveAll(dir)
 		}
-		f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := f.Struct("slab"); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-		os.RemoveAll(dir)
-	}
+	})
 }
 
-// BenchmarkWarm opens the 6.1 vmlinux with its index on disk and looks up
+// BenchmarkWarm opens the vmlinux with its index on disk and looks up
 // the 30 types.
 func BenchmarkWarm(b *testing.B) {
-	k := fixture.KernelOf(b, "bookworm")
-	dir := b.TempDir()
-	f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.Struct("slab") // build and store the index
-	f.Close()
-	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
-	for b.Loop() {
+	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
+		dir := b.TempDir()
 		f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
 		if err != nil {
 			b.Fatal(err)
 		}
-		lookupAll(b, f)
-		if !f.dw.fromDisk {
-			b.Fatal("index not read from disk")
-		}
+		f.Struct("slab") // build and store the index
 		f.Close()
-	}
+		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
+		for b.Loop() {
+			f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
+			if err != nil {
+				b.Fatal(err)
+			}
+			lookupAll(b, f)
+			if !f.dw.fromDisk {
+				b.Fatal("index not read from disk")
+			}
+			f.Close()
+		}
+	})
 }
 
-// BenchmarkBTF opens the 6.1 vmlinux and looks the 30 types up in BTF.
+// BenchmarkBTF opens the vmlinux and looks the 30 types up in BTF.
 func BenchmarkBTF(b *testing.B) {
-	k := fixture.KernelOf(b, "bookworm")
-	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
-	for b.Loop() {
-		f, err := Open(k.Vmlinux(), WithSource(SourceBTF))
-		if err != nil {
-			b.Fatal(err)
+	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
+		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
+		for b.Loop() {
+			f, err := Open(k.Vmlinux(), WithSource(SourceBTF))
+			if err != nil {
+				b.Fatal(err)
+			}
+			lookupAll(b, f)
+			f.Close()
 		}
-		lookupAll(b, f)
-		f.Close()
-	}
+	})
 }
 
 // BenchmarkSymbols loads .symtab and resolves one address.
 func BenchmarkSymbols(b *testing.B) {
-	k := fixture.KernelOf(b, "bookworm")
-	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
-	for b.Loop() {
-		f, err := Open(k.Vmlinux())
-		if err != nil {
-			b.Fatal(err)
+	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
+		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
+		for b.Loop() {
+			f, err := Open(k.Vmlinux())
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := f.Symbol("kmem_cache_alloc")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, _, ok := f.SymbolAt(s.Value + 1); !ok {
+				b.Fatal("SymbolAt")
+			}
+			f.Close()
 		}
-		s, err := f.Symbol("kmem_cache_alloc")
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, ok := f.SymbolAt(s.Value + 1); !ok {
-			b.Fatal("SymbolAt")
-		}
-		f.Close()
-	}
+	})
 }

@@ -689,3 +689,51 @@ func canonicalBase(name string) string {
 	}
 	return core + "int"
 }
+
+// Has tells whether the primary type source knows a type, without falling
+// back from BTF to DWARF: for probing kernel versions ("does this kernel have
+// struct kmem_cache_cpu?") where absence is an answer. A vmlinux's BTF is
+// generated from its own DWARF, so a name BTF lacks, DWARF lacks too; the
+// fallback would only build a DWARF index to say no.
+func (f *File) Has(name string) bool {
+	if f.primarySource() != "btf" {
+		_, err := f.Type(name)
+		return err == nil
+	}
+	k, bare := Invalid, normalizeSpaces(name)
+	for _, p := range []struct {
+		prefix string
+		kind   Kind
+	}{{"struct ", Struct}, {"union ", Union}, {"enum ", Enum}} {
+		if strings.HasPrefix(bare, p.prefix) {
+			k, bare = p.kind, bare[len(p.prefix):]
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := lookupName(f.btf, k, bare)
+	return err == nil
+}
+
+// HasEnumerator is Has for enum constants.
+func (f *File) HasEnumerator(name string) bool {
+	if f.primarySource() != "btf" {
+		_, err := f.Enumerator(name)
+		return err == nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.btf.enumerator(name)
+	return err == nil
+}
+
+// primarySource decides and returns the primary source ("btf", "dwarf", "").
+func (f *File) primarySource() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ""
+	}
+	f.decide()
+	return f.source
+}

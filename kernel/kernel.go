@@ -71,8 +71,9 @@ type Kernel struct {
 	PageOffset  uint64 // base of the direct map (page_offset_base)
 	VmemmapBase uint64
 	VmallocBase uint64
-	Levels      int    // page-table levels (4 or 5)
-	LocatedBy   string // "vmcoreinfo" or "cpu-state"
+	Levels      int      // page-table levels (4 or 5)
+	LocatedBy   string   // "vmcoreinfo" or "cpu-state"
+	DebugDirs   []string // roots searched for module debuginfo (Options.DebugDirs)
 
 	mu         sync.Mutex
 	warnings   []string
@@ -115,7 +116,14 @@ func Open(dumpPath string, opts Options) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Kernel{Dump: d, DumpPath: dumpPath}
+	return OpenDump(d, dumpPath, opts)
+}
+
+// OpenDump is Open for a dump already open (any io.ReaderAt through
+// elfcore.NewDump); the Kernel takes ownership of d.
+func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
+	var err error
+	k := &Kernel{Dump: d, DumpPath: dumpPath, DebugDirs: opts.DebugDirs}
 	ok := false
 	defer func() {
 		if !ok {
@@ -227,10 +235,23 @@ func (k *Kernel) Symbol(name string) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if s.Section == kdwarf.PerCPUSection || s.Section == "" {
+	if s.Section == "" || k.isPerCPUOffset(s) {
 		return s.Value, nil
 	}
 	return s.Value + k.KASLROffset, nil
+}
+
+// isPerCPUOffset tells whether a symbol's value is an offset into each CPU's
+// per-CPU area rather than an address. x86_64 SMP kernels link .data..percpu
+// at 0 (values are offsets); 7.2's vmlinux links it at its load address, so
+// its values move with KASLR like any other. Markers named in the section but
+// outside it (__per_cpu_load, __init_begin) are image addresses.
+func (k *Kernel) isPerCPUOffset(s kdwarf.Symbol) bool {
+	if s.Section != kdwarf.PerCPUSection {
+		return false
+	}
+	sec := k.Types.ELF().Section(kdwarf.PerCPUSection)
+	return sec != nil && sec.Addr == 0 && s.Value <= sec.Size
 }
 
 // vmlinuxBytes reads size bytes at a link-time address from the vmlinux file

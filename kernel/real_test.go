@@ -40,6 +40,22 @@ func TestRealKernels(t *testing.T) {
 		if k.Release != want {
 			t.Errorf("Release %q, want %q", k.Release, want)
 		}
+		// linux_banner through the page tables: "Linux version <OSRELEASE> (...".
+		bva, err := k.Symbol("linux_banner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		banner, err := k.ReadCString(bva, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		osrelease := want
+		if k.Info != nil {
+			osrelease = k.Info.OSRelease
+		}
+		if f := strings.Fields(banner); len(f) < 3 || f[0] != "Linux" || f[2] != osrelease {
+			t.Errorf("linux_banner %q, OSRELEASE %q", banner, osrelease)
+		}
 		wantLoc := "vmcoreinfo"
 		if !m.Guest.FwCfg {
 			wantLoc = "cpu-state"
@@ -129,6 +145,39 @@ func TestWrongVmlinuxRefused(t *testing.T) {
 		_, err := kernel.Open(n.DumpPath(n.Dumps[0]), kernel.Options{Vmlinux: b.Vmlinux()})
 		if err == nil {
 			t.Fatal("a 6.12 vmlinux was accepted for a 6.1 dump without VMCOREINFO")
+		}
+	})
+}
+
+// The kernel log decodes on every kernel, starts with the banner, and the
+// panic message found in it is the one crash's `sys` reports (PANIC: "").
+func TestLogAndPanic(t *testing.T) {
+	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile, k *kernel.Kernel) {
+		log, err := k.Log()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(log) < 100 || !strings.HasPrefix(log[0].Text, "Linux version "+m.KernelRelease+" ") {
+			t.Fatalf("%d records, first %q", len(log), log[0].Text)
+		}
+		for i := 1; i < len(log); i++ {
+			if log[i].Seq <= log[i-1].Seq {
+				t.Fatalf("records out of order at %d: seq %d after %d", i, log[i].Seq, log[i-1].Seq)
+			}
+		}
+		sys := "crash/" + strings.Replace(d.File, "flat-", "", 1) + ".sys"
+		if !m.HasOracle(sys) {
+			return
+		}
+		var want string
+		for _, l := range strings.Split(m.Oracle(t, sys), "\n") {
+			if f := strings.TrimSpace(l); strings.HasPrefix(f, "PANIC: ") {
+				want = strings.Trim(strings.TrimPrefix(f, "PANIC: "), `"`)
+			}
+		}
+		// A QEMU dump is of a live guest: no panic in the log, crash says "".
+		if have := kernel.PanicMessage(log); have != want {
+			t.Errorf("panic %q, crash says %q", kernel.PanicMessage(log), want)
 		}
 	})
 }

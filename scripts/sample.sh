@@ -11,7 +11,7 @@ dump=$FIX/dumps/bookworm-kdump/kdump.elf
 dirs=()
 for d in "$FIX"/kernels/*/; do dirs+=(--debuginfo-dir "$d"); done
 go build -o vmleak ./cmd/vmleak
-for cmd in "${@:-info}"; do
+for cmd in "${@:-slabs}"; do
 	echo "\$ vmleak $cmd $dump" >&2
 	./vmleak "$cmd" "$dump" "${dirs[@]}"
 done

@@ -21,10 +21,11 @@ func (w *Walker) slabCounters(slab uint64) (objects, inuse uint64, err error) {
 // the free objects on CPU slabs (objects - inuse: remote frees), CPU
 // freelists, CPU partial slabs and node partial lists. On 7.x there are no
 // CPU slabs; objects in sheaves count as allocated there, as in crash.
-func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, []string) {
+func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, map[int]int64, []string) {
 	l := w.l
 	var c CounterStats
 	var problems []string
+	partial := make(map[int]int64) // node -> nr_partial
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	for node, kn := range ci.nodes {
 		if kn == 0 {
@@ -35,6 +36,7 @@ func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, []string)
 			bad("node %d: kmem_cache_node at %#x: %v", node, kn, err)
 			continue
 		}
+		partial[node] = int64(l.nodeNrPartial.u64(b))
 		c.Slabs += int64(l.nodeNrSlabs.u64(b))
 		c.Total += int64(l.nodeTotalObjects.u64(b))
 		for e, err := range w.k.ListHead(kn+uint64(l.nodePartial.off), maxListSlabs) {
@@ -99,7 +101,7 @@ func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, []string)
 		}
 	}
 	c.Allocated = c.Total - c.CPUSlab - c.CPUFreelist - c.CPUPartial - c.NodePartial
-	return c, problems
+	return c, partial, problems
 }
 
 // slabRangeOf describes a slab's objects from its struct slab address: the

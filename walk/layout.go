@@ -93,7 +93,12 @@ func probe(k *kernel.Kernel, t *kdwarf.Type, path string) field {
 	return f
 }
 
+// structType returns a struct's full type, or nil when the kernel has none
+// (a version probe: absence is answered without a DWARF fallback).
 func structType(k *kernel.Kernel, name string) *kdwarf.Type {
+	if !k.Types.Has("struct " + name) {
+		return nil
+	}
 	t, err := k.TypeOf("struct " + name)
 	if err != nil {
 		return nil
@@ -205,10 +210,17 @@ func newLayout(k *kernel.Kernel) (*layout, error) {
 	}
 
 	// How a slab page is marked.
-	if v, err := k.Types.Enumerator("PGTY_slab"); err == nil && l.pageType.ok {
+	enum := func(name string) (int64, bool) {
+		if !k.Types.HasEnumerator(name) {
+			return 0, false
+		}
+		v, err := k.Types.Enumerator(name)
+		return v, err == nil
+	}
+	if v, ok := enum("PGTY_slab"); ok && l.pageType.ok {
 		l.slabTypeMode, l.slabPageType = slabByTypeByte, uint32(v)
-	} else if base, err := k.Types.Enumerator("PAGE_TYPE_BASE"); err == nil && l.pageType.ok {
-		if bit, err := k.Types.Enumerator("PG_slab"); err == nil && bit >= 0x80 {
+	} else if base, ok := enum("PAGE_TYPE_BASE"); ok && l.pageType.ok {
+		if bit, ok := enum("PG_slab"); ok && bit >= 0x80 {
 			l.slabTypeMode, l.pageTypeBase, l.pageTypeSlab = slabByTypeBit, uint32(base), uint32(bit)
 		}
 	}

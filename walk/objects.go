@@ -27,14 +27,23 @@ type slabState struct {
 	ci     *cacheInfo
 	slabVA uint64
 	r      slabRange
-	free   []uint64 // bitmap: on a freelist
+	free   []uint64 // bitmap: on the slab's freelist
 	cpu    []uint64 // bitmap: on a CPU freelist
 	sheaf  []uint64 // bitmap: in a sheaf
+	// Counts of the bitmaps, and problems met reading the freelists (the
+	// slab is still counted as far as it could be read).
+	nFree, nCPU, nSheaf int64
+	errs                []error
+	// rcuPending: the slab was discarded and waits for an RCU grace period
+	// (SLAB_TYPESAFE_BY_RCU); all its objects are free.
+	rcuPending bool
 }
 
 func (s *slabState) state(i uint64) (allocated bool, where string) {
 	bit := func(b []uint64) bool { return b[i/64]&(1<<(i%64)) != 0 }
 	switch {
+	case s.rcuPending:
+		return false, "slab awaiting RCU free"
 	case bit(s.cpu):
 		return false, "cpu freelist"
 	case bit(s.free):
@@ -45,28 +54,47 @@ func (s *slabState) state(i uint64) (allocated bool, where string) {
 	return true, ""
 }
 
-// readSlab builds the free-object maps of the slab whose struct page is at
-// slabVA, describing the page frame pfn.
+// allocated is the number of objects in use.
+func (s *slabState) allocated() int64 {
+	if s.rcuPending {
+		return 0
+	}
+	return int64(s.r.n) - s.nFree - s.nCPU - s.nSheaf
+}
+
+// readSlab reads one slab whose struct page is at slabVA (raw holds it),
+// describing page frame pfn: its objects and which are free. An error means
+// the slab header itself is implausible; freelist problems are in errs.
 func (w *Walker) readSlab(ci *cacheInfo, slabVA, pfn uint64, raw []byte) (*slabState, error) {
 	l := w.l
 	objects := l.slabObjects.val(raw)
 	if objects == 0 || objects > ci.objPerSlab*8 {
-		return nil, fmt.Errorf("walk: slab %#x of %s: %d objects", slabVA, ci.stats.Name, objects)
+		return nil, fmt.Errorf("slab %#x of %s: %d objects", slabVA, ci.stats.Name, objects)
 	}
 	n := (objects + 63) / 64
 	s := &slabState{ci: ci, slabVA: slabVA, free: make([]uint64, n), cpu: make([]uint64, n), sheaf: make([]uint64, n),
 		r: slabRange{base: w.k.PageOffset + pfn*w.k.Dump.PageSize(), size: ci.size, n: objects, redLeft: ci.redLeft}}
-	if _, err := w.walkFreelist(ci, s.r, l.slabFreelist.u64(raw), s.free); err != nil {
-		return s, fmt.Errorf("walk: slab %#x of %s: %w", slabVA, ci.stats.Name, err)
+	if w.rcuFreeSlab != 0 && l.slabRCUFunc.ok && l.slabRCUFunc.u64(raw) == w.rcuFreeSlab {
+		// rcu_head.func overlays slab_list: it is rcu_free_slab only on a
+		// slab queued by call_rcu, never on a live list.
+		s.rcuPending = true
+		return s, nil
+	}
+	var err error
+	if s.nFree, err = w.walkFreelist(ci, s.r, l.slabFreelist.u64(raw), s.free); err != nil {
+		s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: %w", slabVA, ci.stats.Name, err))
 	}
 	for _, head := range w.cpuFree[slabVA] {
-		if _, err := w.walkFreelist(ci, s.r, head, s.cpu); err != nil {
-			return s, fmt.Errorf("walk: slab %#x of %s: CPU freelist: %w", slabVA, ci.stats.Name, err)
+		nc, err := w.walkFreelist(ci, s.r, head, s.cpu)
+		s.nCPU += nc
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: CPU freelist: %w", slabVA, ci.stats.Name, err))
 		}
 	}
 	for _, o := range ci.sheafObjs {
-		if i, ok := s.r.index(o); ok {
+		if i, ok := s.r.index(o); ok && s.sheaf[i/64]&(1<<(i%64)) == 0 {
 			s.sheaf[i/64] |= 1 << (i % 64)
+			s.nSheaf++
 		}
 	}
 	return s, nil
@@ -132,9 +160,10 @@ func (w *Walker) FindObject(va uint64) (*Object, error) {
 		return nil, fmt.Errorf("walk: %#x is in slab %#x of unknown cache %#x", va, pageVA, w.l.slabCache.u64(raw))
 	}
 	s, err := w.readSlab(ci, pageVA, pfn, raw)
-	if s == nil {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("walk: %w", err)
 	}
+	err = errors.Join(s.errs...)
 	if va < s.r.base+s.r.redLeft {
 		return nil, fmt.Errorf("walk: %#x is in the left red zone of slab %#x (%s)", va, pageVA, ci.stats.Name)
 	}
@@ -166,6 +195,11 @@ func (w *Walker) Objects(cache string, all bool, yield func(Object, error) bool)
 			return true
 		}
 		st, err := w.readSlab(ci, s.slabVA, s.pfn, s.raw)
+		if err != nil {
+			err = fmt.Errorf("walk: %w", err)
+		} else {
+			err = errors.Join(st.errs...)
+		}
 		if err != nil && !yield(Object{}, err) {
 			stop = true
 			return false

@@ -270,44 +270,29 @@ func (w *Walker) Census() (*Census, error) {
 			a = &acc{nodes: make(map[int]*NodeStats)}
 			accs[wk][ci] = a
 		}
-		objects := l.slabObjects.val(s.raw)
-		if objects == 0 || objects > ci.objPerSlab*8 {
-			a.corrupt = append(a.corrupt, fmt.Sprintf("slab %#x: %d objects", s.slabVA, objects))
+		st, err := w.readSlab(ci, s.slabVA, s.pfn, s.raw)
+		if err != nil {
+			a.corrupt = append(a.corrupt, err.Error())
 			return
 		}
-		if w.rcuFreeSlab != 0 && l.slabRCUFunc.ok && l.slabRCUFunc.u64(s.raw) == w.rcuFreeSlab {
-			// Discarded, waiting for an RCU grace period: the kernel's counters
-			// already forgot it and its objects are all free.
+		if st.rcuPending {
+			// The kernel's counters already forgot it; its objects are all free.
 			a.rcu++
 			return
 		}
-		r := slabRange{base: k.PageOffset + s.pfn*k.Dump.PageSize(), size: ci.size, n: objects, redLeft: ci.redLeft}
-		free := make([]uint64, (objects+63)/64)
-		report := func(what string, err error) {
+		for _, err := range st.errs {
 			if kernel.IsMissing(err) {
 				a.unreadable++
 			}
-			a.corrupt = append(a.corrupt, fmt.Sprintf("slab %#x%s: %v", s.slabVA, what, err))
+			a.corrupt = append(a.corrupt, err.Error())
 		}
-		nf, err := w.walkFreelist(ci, r, l.slabFreelist.u64(s.raw), free)
-		if err != nil {
-			report("", err)
-		}
-		var nc int64
-		for _, head := range w.cpuFree[s.slabVA] {
-			n, err := w.walkFreelist(ci, r, head, free)
-			nc += n
-			if err != nil {
-				report(" CPU freelist", err)
-			}
-		}
-		ns := countSheafObjects(ci.sheafObjs, r)
+		objects := st.r.n
+		alloc := st.allocated()
 		a.slabs++
 		a.total += int64(objects)
-		a.slabFree += nf
-		a.cpuFree += nc
-		a.sheaf += ns
-		alloc := int64(objects) - nf - nc - ns
+		a.slabFree += st.nFree
+		a.cpuFree += st.nCPU
+		a.sheaf += st.nSheaf
 		a.alloc += alloc
 		node := nodeOf(s.pfn)
 		nsx := a.nodes[node]
@@ -376,7 +361,11 @@ func (w *Walker) Census() (*Census, error) {
 		}
 		sort.Slice(cs.Nodes, func(i, j int) bool { return cs.Nodes[i].Node < cs.Nodes[j].Node })
 		var problems []string
-		cs.Counters, problems = w.counters(ci, offs)
+		var partial map[int]int64
+		cs.Counters, partial, problems = w.counters(ci, offs)
+		for i := range cs.Nodes {
+			cs.Nodes[i].Partial = partial[cs.Nodes[i].Node]
+		}
 		for _, p := range problems {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("cache %s: counters: %s", cs.Name, p))
 		}
@@ -420,21 +409,6 @@ func (w *Walker) explain(cs *CacheStats, scanIncomplete bool) {
 		cs.Why = fmt.Sprintf("census %d/%d/%d (allocated/total/slabs), counters %d/%d/%d: the kernel's counters are racy or stale",
 			cs.Allocated, cs.Total, cs.Slabs, cnt.Allocated, cnt.Total, cnt.Slabs)
 	}
-}
-
-// countSheafObjects counts the sorted sheaf objects that fall in a slab.
-func countSheafObjects(objs []uint64, r slabRange) int64 {
-	if len(objs) == 0 {
-		return 0
-	}
-	lo := sort.Search(len(objs), func(i int) bool { return objs[i] >= r.base })
-	var n int64
-	for i := lo; i < len(objs) && objs[i] < r.base+r.redLeft+r.n*r.size; i++ {
-		if _, ok := r.index(objs[i]); ok {
-			n++
-		}
-	}
-	return n
 }
 
 // nodeRanges returns a pfn → NUMA node function from node_data[].

@@ -31,6 +31,7 @@ type dumpInfo struct {
 	PagesZero     uint64      `json:"pages_zero"`
 	VMCOREINFO    bool        `json:"vmcoreinfo"`
 	CrashTime     *time.Time  `json:"crash_time,omitempty"`
+	Panic         string      `json:"panic,omitempty"`
 	// Known only with the vmlinux (or, for the first two, from VMCOREINFO).
 	KASLROffset *hexU64  `json:"kaslr_offset,omitempty"`
 	PhysBase    *hexU64  `json:"phys_base,omitempty"`
@@ -137,6 +138,11 @@ func collectInfo(k *kernel.Kernel, file string, withTypes bool) *dumpInfo {
 		in.KASLROffset, in.PhysBase = ptrHex(k.KASLROffset), ptrHex(k.PhysBase)
 		in.PageOffset, in.VmallocBase, in.VmemmapBase = ptrHex(k.PageOffset), ptrHex(k.VmallocBase), ptrHex(k.VmemmapBase)
 		in.PagingLevel, in.LocatedBy, in.Vmlinux = k.Levels, k.LocatedBy, k.Types.Path()
+		if log, err := k.Log(); err == nil {
+			in.Panic = kernel.PanicMessage(log)
+		} else {
+			in.Warnings = append(in.Warnings, err.Error())
+		}
 	}
 	in.Warnings = append(in.Warnings, k.Warnings()...)
 	return in
@@ -174,6 +180,9 @@ func writeInfo(w io.Writer, in *dumpInfo) {
 	row("vmcoreinfo", "%v", yesNo(in.VMCOREINFO))
 	if in.CrashTime != nil {
 		row("crash time", "%s", in.CrashTime.Format(time.RFC3339))
+	}
+	if in.Panic != "" {
+		row("panic", "%s", in.Panic)
 	}
 	hexRow := func(k string, v *hexU64) {
 		if v != nil {
