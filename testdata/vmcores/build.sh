@@ -58,20 +58,26 @@ main() {
 	flock 9 || die "cannot lock $FIX"
 	install_tools
 	local t0=$SECONDS
+	local names=("$@") suites=(bookworm trixie sid)
+	if [[ ${1:-} != kernels ]]; then
+		((${#names[@]})) || mapfile -t names < <(all_dumps)
+		# Only the kernels the requested dumps boot.
+		mapfile -t suites < <(for n in "${names[@]}"; do
+			scenario "$n" | awk '{print $2}'
+		done | sort -u)
+		((${#suites[@]})) || die "unknown dump ${names[*]} (see --list)"
+	fi
 	declare -gA REL
-	for suite in bookworm trixie sid; do
+	for suite in "${suites[@]}"; do
 		REL[$suite]=$(fetch_kernel "$suite")
 		log "kernel $suite: ${REL[$suite]}"
 	done
 	if [[ ${1:-} == kernels ]]; then
 		return
 	fi
-	local names=("$@")
-	((${#names[@]})) || mapfile -t names < <(all_dumps)
 	for n in "${names[@]}"; do
 		build_dump "$n"
 	done
-	write_index
 	log "all fixtures ready in $((SECONDS - t0)) s under $FIX"
 }
 

@@ -292,10 +292,3 @@ EOF
 	python3 "$HERE/lab.py" manifest "$out" "$json"
 	log "$name: done in $((SECONDS - t0)) s"
 }
-
-write_index() {
-	local d
-	for d in "$FIX"/dumps/*/manifest.json; do
-		[[ -f $d ]] && echo "$(basename "$(dirname "$d")")"
-	done >"$FIX/dumps/index.txt"
-}
