@@ -369,7 +369,7 @@ func (w *Walker) Census() (*Census, error) {
 		for _, p := range problems {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("cache %s: counters: %s", cs.Name, p))
 		}
-		w.explain(cs, len(unreadable) > 0)
+		w.explain(cs, len(unreadable) > 0 || k.Dump.ZeroFilled() > 0)
 		if cs.UnreadableSlabs > 0 {
 			c.Partial = true
 		}
@@ -396,7 +396,7 @@ func (w *Walker) explain(cs *CacheStats, scanIncomplete bool) {
 		// The kernel knows of slabs the census could not reach: their struct
 		// pages are missing from the dump. That is partial, not a disagreement.
 		cs.UnreadableSlabs += cnt.Slabs - cs.Slabs
-		cs.Why = fmt.Sprintf("%d of the kernel's %d slabs lie where the dump has no struct pages", cnt.Slabs-cs.Slabs, cnt.Slabs)
+		cs.Why = fmt.Sprintf("%d of the kernel's %d slabs lie where the dump has no struct pages (missing, or zero-filled)", cnt.Slabs-cs.Slabs, cnt.Slabs)
 		return
 	}
 	cs.Disagree = true

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/meminfo"
 	"github.com/vmleak/vmleak/walk"
 )
 
@@ -141,4 +143,66 @@ func TestGoldenWhatis(t *testing.T) {
 		writeWhatis(&b, r)
 	}
 	golden(t, "whatis.txt", b.Bytes())
+}
+
+func TestGoldenWhatisJSON(t *testing.T) {
+	o := &walk.Object{Cache: "vmleak_test_obj", CacheAddr: 0xffff8ca5c244bf00, Slab: 0xfffffbef00091ac0, Index: 0,
+		Addr: 0xffff8ca5c246b000, Offset: 0x50, Size: 232, Allocated: true}
+	b, err := json.MarshalIndent([]whatisResult{{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "...", Object: o}}, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "whatis.json", append(b, '\n'))
+}
+
+func TestGoldenObjects(t *testing.T) {
+	objs := []walk.Object{
+		{Cache: "kmalloc-1k", CacheAddr: 0xffff8cfdc1042b00, Slab: 0xfffffbef00091ac0, Index: 3, Addr: 0xffff8ca5c246bc00, Size: 1024, Allocated: true},
+		{Cache: "kmalloc-1k", CacheAddr: 0xffff8cfdc1042b00, Slab: 0xfffffbef00091ac0, Index: 4, Addr: 0xffff8ca5c246c000, Size: 1024, FreeOn: "cpu freelist"},
+	}
+	for _, asJSON := range []bool{false, true} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		for _, o := range objs {
+			if err := writeObject(&b, enc, o, asJSON); err != nil {
+				t.Fatal(err)
+			}
+		}
+		name := "objects.txt"
+		if asJSON {
+			name = "objects.json"
+		}
+		golden(t, name, b.Bytes())
+	}
+}
+
+func TestGoldenMeminfo(t *testing.T) {
+	mi := &meminfo.Meminfo{Lines: []meminfo.Line{
+		{Name: "MemTotal", Value: 734200, Unit: "kB", Source: "_totalram_pages"},
+		{Name: "Slab", Value: 19612, Unit: "kB", Source: "vm_node_stat[NR_SLAB_RECLAIMABLE_B] + vm_node_stat[NR_SLAB_UNRECLAIMABLE_B]"},
+		{Name: "HugePages_Total", Value: 0, Source: "hstates[default_hstate_idx].nr_huge_pages"},
+	}}
+	var b bytes.Buffer
+	if err := mi.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "meminfo.txt", b.Bytes())
+	b.Reset()
+	writeMeminfoExplain(&b, mi)
+	golden(t, "meminfo-explain.txt", b.Bytes())
+	j, err := json.MarshalIndent(mi, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "meminfo.json", append(j, '\n'))
+}
+
+func TestGoldenDmesg(t *testing.T) {
+	var b bytes.Buffer
+	writeLog(&b, []kernel.LogRecord{
+		{Seq: 0, TimeNS: 0, Text: "Linux version 6.1.0-56-cloud-amd64 (debian-kernel@lists.debian.org)"},
+		{Seq: 1, TimeNS: 6940305123, Text: "Kernel panic - not syncing: sysrq triggered crash"},
+		{Seq: 2, TimeNS: 6942576000, Text: "CPU: 1 PID: 1 Comm: init\nCall Trace:"},
+	})
+	golden(t, "dmesg.txt", b.Bytes())
 }

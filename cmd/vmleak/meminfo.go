@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -42,9 +43,7 @@ the same counters (vm_zone_stat, vm_node_stat, totalram_pages, ...).
 					return err
 				}
 			case explain:
-				for _, l := range mi.Lines {
-					fmt.Fprintf(out, "%-40s  %s\n", meminfo.FormatLine(l), l.Source)
-				}
+				writeMeminfoExplain(out, mi)
 			default:
 				if err := mi.WriteText(out); err != nil {
 					return err
@@ -56,4 +55,11 @@ the same counters (vm_zone_stat, vm_node_stat, totalram_pages, ...).
 	}
 	cmd.Flags().BoolVar(&explain, "explain", false, "show the kernel counter behind each line")
 	return cmd
+}
+
+// writeMeminfoExplain prints each line beside the kernel counter behind it.
+func writeMeminfoExplain(w io.Writer, mi *meminfo.Meminfo) {
+	for _, l := range mi.Lines {
+		fmt.Fprintf(w, "%-40s  %s\n", meminfo.FormatLine(l), l.Source)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -44,14 +45,7 @@ With --all, free objects are listed too, with where they are free.
 					fmt.Fprintf(c.ErrOrStderr(), "vmleak: warning: %v\n", err)
 					return true
 				}
-				switch {
-				case g.json:
-					werr = enc.Encode(o)
-				case all && !o.Allocated:
-					_, werr = fmt.Fprintf(out, "%x free (%s)\n", o.Addr, o.FreeOn)
-				default:
-					_, werr = fmt.Fprintf(out, "%x\n", o.Addr)
-				}
+				werr = writeObject(out, enc, o, g.json)
 				return werr == nil
 			})
 			if err != nil {
@@ -69,4 +63,19 @@ With --all, free objects are listed too, with where they are free.
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "list free objects too")
 	return cmd
+}
+
+// writeObject prints one object: its address (and where it is free), or a
+// JSON object per line.
+func writeObject(w io.Writer, enc *json.Encoder, o walk.Object, asJSON bool) error {
+	var err error
+	switch {
+	case asJSON:
+		err = enc.Encode(o)
+	case !o.Allocated:
+		_, err = fmt.Fprintf(w, "%x free (%s)\n", o.Addr, o.FreeOn)
+	default:
+		_, err = fmt.Fprintf(w, "%x\n", o.Addr)
+	}
+	return err
 }

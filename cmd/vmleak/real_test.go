@@ -205,3 +205,32 @@ func truncatedCopy(t *testing.T, path string, cut int64) string {
 	}
 	return out
 }
+
+// meminfo and dmesg end to end on the genuine kdump.
+func TestMeminfoAndDmesg(t *testing.T) {
+	m := fixture.Load(t, "bookworm-kdump")
+	d := dumpOf(t, m, "kdump.lzo")
+	code, out, errs := vmleak(t, "meminfo", m.DumpPath(d), "--vmlinux", m.Vmlinux())
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	have, err := oracle.ParseMeminfo(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := oracle.ParseMeminfo(m.Oracle(t, d.Oracle+".meminfo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if have["MemTotal"] != want["MemTotal"] || len(have) != len(want) {
+		t.Errorf("MemTotal %d (guest %d), %d lines (guest %d)", have["MemTotal"], want["MemTotal"], len(have), len(want))
+	}
+	code, out, errs = vmleak(t, "dmesg", m.DumpPath(d), "--vmlinux", m.Vmlinux())
+	if code != ExitOK || !strings.Contains(out, "] Linux version "+m.KernelRelease) || !strings.Contains(out, "Kernel panic - not syncing: sysrq triggered crash") {
+		t.Errorf("dmesg exit %d, %d bytes, stderr %s", code, len(out), errs)
+	}
+	code, out, _ = vmleak(t, "info", m.DumpPath(d), "--vmlinux", m.Vmlinux())
+	if code != ExitOK || !strings.Contains(out, "panic:") || !strings.Contains(out, "dump level 31") {
+		t.Errorf("info exit %d:\n%s", code, out)
+	}
+}

@@ -56,7 +56,7 @@ resolve_release() { # suite
 # Chooses the release for a suite: the locked one if its packages are still served, else the current one.
 choose_release() { # suite
 	local suite=$1 locked
-	locked=$(awk -v s="$suite" '$1==s {print $2}' "$HERE/kernels.lock" 2>/dev/null || true)
+	locked=$(awk -v s="$suite" '$1==s {print $2; exit}' "$HERE/kernels.lock" 2>/dev/null || true)
 	if [[ -n $locked ]] && [[ -n $(pkg_field "$suite" "linux-image-$locked-dbg" Version) ]]; then
 		echo "$locked"
 		return
@@ -104,8 +104,13 @@ fetch_kernel() {
 			(cd "$FIX/debs" && suite_apt "$suite" apt-get -o APT::Sandbox::User=root download -qq "$p=$ver" >/dev/null) || die "download of $p failed"
 			deb=$(ls "$FIX/debs/${p}_"*_amd64.deb | head -n1)
 		fi
-		local sum
+		local sum want
 		sum=$(sha256sum "$deb" | cut -d' ' -f1)
+		want=$(awk -v p="$p" -v v="$ver" '$3==p && $4==v {print $5}' "$HERE/kernels.lock" 2>/dev/null || true)
+		if [[ -n $want && $want != "$sum" ]]; then
+			die "$(basename "$deb"): sha256 $sum, kernels.lock says $want"
+		fi
+		[[ -z $want ]] && warn "$p $ver is not in kernels.lock (sha256 $sum)"
 		entries+=("{\"package\":\"$p\",\"version\":\"$ver\",\"sha256\":\"$sum\",\"file\":\"$(basename "$deb")\"}")
 		log "extract $(basename "$deb")"
 		case $p in
