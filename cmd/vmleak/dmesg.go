@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -32,9 +31,7 @@ kernel's own dmesg shows them (seconds since boot).
 				return classify(err)
 			}
 			if g.json {
-				enc := json.NewEncoder(c.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(log); err != nil {
+				if err := writeJSON(c.OutOrStdout(), log); err != nil {
 					return err
 				}
 			} else {

@@ -90,9 +90,7 @@ func newInfoCmd(g *globalOptions) *cobra.Command {
 				info.Warnings = append(info.Warnings, "no vmlinux found: KASLR and memory layout come from VMCOREINFO only (use --vmlinux)")
 			}
 			if g.json {
-				enc := json.NewEncoder(c.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(info)
+				return writeJSON(c.OutOrStdout(), info)
 			}
 			writeInfo(c.OutOrStdout(), info)
 			printWarnings(c.ErrOrStderr(), info.Warnings)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -37,9 +36,7 @@ the same counters (vm_zone_stat, vm_node_stat, totalram_pages, ...).
 			out := c.OutOrStdout()
 			switch {
 			case g.json:
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(mi); err != nil {
+				if err := writeJSON(out, mi); err != nil {
 					return err
 				}
 			case explain:

@@ -25,15 +25,11 @@ With --all, free objects are listed too, with where they are free.
   vmleak objects vmcore dentry --all --json`,
 		Args: exactArgs(2),
 		RunE: func(c *cobra.Command, args []string) error {
-			k, err := g.openKernel(args[0], false)
+			k, wk, err := g.openWalker(args[0])
 			if err != nil {
 				return err
 			}
 			defer k.Close()
-			wk, err := walk.New(k)
-			if err != nil {
-				return classify(err)
-			}
 			out := bufio.NewWriter(c.OutOrStdout())
 			defer out.Flush()
 			enc := json.NewEncoder(out)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/vmleak/vmleak/kdwarf"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/vmcoreinfo"
+	"github.com/vmleak/vmleak/walk"
 	"github.com/vmleak/vmleak/xlat"
 )
 
@@ -111,6 +113,27 @@ func classify(err error) error {
 		return &inputError{err}
 	}
 	return err
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// openWalker opens a dump and reads its slab caches.
+func (g *globalOptions) openWalker(dump string) (*kernel.Kernel, *walk.Walker, error) {
+	k, err := g.openKernel(dump, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := walk.New(k)
+	if err != nil {
+		k.Close()
+		return nil, nil, classify(err)
+	}
+	return k, w, nil
 }
 
 // printWarnings writes the library's warnings to stderr.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -21,14 +20,9 @@ import (
 func (g *globalOptions) takeCensus(c *cobra.Command, dump string) (*kernel.Kernel, *walk.Census, error) {
 	done := progress(c.ErrOrStderr(), "counting slab objects")
 	defer done()
-	k, err := g.openKernel(dump, false)
+	k, w, err := g.openWalker(dump)
 	if err != nil {
 		return nil, nil, err
-	}
-	w, err := walk.New(k)
-	if err != nil {
-		k.Close()
-		return nil, nil, classify(err)
 	}
 	cen, err := w.Census()
 	if err != nil {
@@ -176,9 +170,7 @@ method's allocated count), aliases (names merged into the cache).
 			out := c.OutOrStdout()
 			switch {
 			case g.json:
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(cen); err != nil {
+				if err := writeJSON(out, cen); err != nil {
 					return err
 				}
 			case o.csv:

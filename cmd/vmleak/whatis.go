@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,15 +48,11 @@ or which kernel symbol, module region, vmalloc or vmemmap area it is in.
 				}
 				addrs = append(addrs, v)
 			}
-			k, err := g.openKernel(args[0], false)
+			k, w, err := g.openWalker(args[0])
 			if err != nil {
 				return err
 			}
 			defer k.Close()
-			w, err := walk.New(k)
-			if err != nil {
-				return classify(err)
-			}
 			mods, err := k.Modules()
 			if err != nil {
 				k.Warnf("modules: %v", err)
@@ -67,9 +62,7 @@ or which kernel symbol, module region, vmalloc or vmemmap area it is in.
 				res = append(res, whatis(k, w, mods, a))
 			}
 			if g.json {
-				enc := json.NewEncoder(c.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(res); err != nil {
+				if err := writeJSON(c.OutOrStdout(), res); err != nil {
 					return err
 				}
 			} else {
