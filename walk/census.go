@@ -71,7 +71,10 @@ type NodeStats struct {
 	Slabs     int64 `json:"slabs"`
 	Total     int64 `json:"total"`
 	Allocated int64 `json:"allocated"`
-	Partial   int64 `json:"partial_slabs"` // kmem_cache_node.nr_partial
+	// What the node's struct kmem_cache_node counts, for comparison.
+	Partial     int64 `json:"partial_slabs"` // nr_partial
+	KernelSlabs int64 `json:"kernel_slabs"`  // nr_slabs
+	KernelTotal int64 `json:"kernel_total"`  // total_objects
 }
 
 // CounterStats is crash's `kmem -s` computation: node totals minus the free

@@ -21,11 +21,11 @@ func (w *Walker) slabCounters(slab uint64) (objects, inuse uint64, err error) {
 // the free objects on CPU slabs (objects - inuse: remote frees), CPU
 // freelists, CPU partial slabs and node partial lists. On 7.x there are no
 // CPU slabs; objects in sheaves count as allocated there, as in crash.
-func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, map[int]int64, []string) {
+func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, map[int]NodeStats, []string) {
 	l := w.l
 	var c CounterStats
 	var problems []string
-	partial := make(map[int]int64) // node -> nr_partial
+	perNode := make(map[int]NodeStats) // the kernel's own per-node counters
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	for node, kn := range ci.nodes {
 		if kn == 0 {
@@ -36,7 +36,8 @@ func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, map[int]i
 			bad("node %d: kmem_cache_node at %#x: %v", node, kn, err)
 			continue
 		}
-		partial[node] = int64(l.nodeNrPartial.u64(b))
+		perNode[node] = NodeStats{Node: node, Partial: int64(l.nodeNrPartial.u64(b)),
+			KernelSlabs: int64(l.nodeNrSlabs.u64(b)), KernelTotal: int64(l.nodeTotalObjects.u64(b))}
 		c.Slabs += int64(l.nodeNrSlabs.u64(b))
 		c.Total += int64(l.nodeTotalObjects.u64(b))
 		for e, err := range w.k.ListHead(kn+uint64(l.nodePartial.off), maxListSlabs) {
@@ -101,7 +102,7 @@ func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, map[int]i
 		}
 	}
 	c.Allocated = c.Total - c.CPUSlab - c.CPUFreelist - c.CPUPartial - c.NodePartial
-	return c, partial, problems
+	return c, perNode, problems
 }
 
 // slabRangeOf describes a slab's objects from its struct slab address: the

@@ -351,3 +351,25 @@ func TestKnownWorkloads(t *testing.T) {
 		}
 	})
 }
+
+// On the two-node machine every cache's slabs are found on the node whose
+// struct kmem_cache_node counts them.
+func TestNUMANodes(t *testing.T) {
+	m := fixture.Load(t, "bookworm-numa")
+	for _, d := range m.Dumps {
+		_, _, c := census(t, m, d)
+		nodes := map[int]bool{}
+		for _, cs := range c.Caches {
+			for _, n := range cs.Nodes {
+				nodes[n.Node] = true
+				if n.Slabs != n.KernelSlabs || n.Total != n.KernelTotal {
+					t.Errorf("%s node %d: census %d slabs/%d objects, kmem_cache_node %d/%d",
+						cs.Name, n.Node, n.Slabs, n.Total, n.KernelSlabs, n.KernelTotal)
+				}
+			}
+		}
+		if len(nodes) != 2 {
+			t.Errorf("slabs on nodes %v, want 0 and 1", nodes)
+		}
+	}
+}

@@ -361,11 +361,18 @@ func (w *Walker) Census() (*Census, error) {
 		}
 		sort.Slice(cs.Nodes, func(i, j int) bool { return cs.Nodes[i].Node < cs.Nodes[j].Node })
 		var problems []string
-		var partial map[int]int64
-		cs.Counters, partial, problems = w.counters(ci, offs)
-		for i := range cs.Nodes {
-			cs.Nodes[i].Partial = partial[cs.Nodes[i].Node]
+		var perNode map[int]NodeStats
+		cs.Counters, perNode, problems = w.counters(ci, offs)
+		for node, kn := range perNode {
+			if total.nodes[node] == nil && kn.KernelSlabs > 0 {
+				cs.Nodes = append(cs.Nodes, NodeStats{Node: node}) // slabs the census did not see
+			}
 		}
+		for i := range cs.Nodes {
+			kn := perNode[cs.Nodes[i].Node]
+			cs.Nodes[i].Partial, cs.Nodes[i].KernelSlabs, cs.Nodes[i].KernelTotal = kn.Partial, kn.KernelSlabs, kn.KernelTotal
+		}
+		sort.Slice(cs.Nodes, func(i, j int) bool { return cs.Nodes[i].Node < cs.Nodes[j].Node })
 		for _, p := range problems {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("cache %s: counters: %s", cs.Name, p))
 		}
