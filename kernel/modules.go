@@ -55,7 +55,7 @@ func (k *Kernel) Modules() ([]Module, error) {
 		if err != nil {
 			return out, err
 		}
-		m := Module{Name: name, Addr: mv.Addr()}
+		m := Module{Name: Printable(name), Addr: mv.Addr()}
 		if mv.HasField("mem") {
 			for i, kind := range modMemKinds {
 				mm := mv.Field("mem").Index(int64(i))

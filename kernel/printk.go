@@ -135,6 +135,12 @@ func (k *Kernel) logText(data, sizeBits, dataSize, begin, next, textLen uint64) 
 	if err := k.ReadVirt(b, data+start+idSize); err != nil {
 		return "", false
 	}
+	// Log text is the kernel's own, but a corrupt ring must not inject escapes.
+	for i, c := range b {
+		if (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f {
+			b[i] = '?'
+		}
+	}
 	return string(b), true
 }
 

@@ -338,3 +338,25 @@ func (k *Kernel) ReadCString(va uint64, max int) (string, error) {
 	}
 	return sb.String(), nil
 }
+
+// Printable makes a string read from a dump safe to print: control and
+// non-UTF-8 bytes are escaped (\x1b), so a corrupt or crafted dump cannot
+// write terminal escapes or binary into the output.
+func Printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			goto escape
+		}
+	}
+	return s
+escape:
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
+			fmt.Fprintf(&sb, "\\x%02x", c)
+		} else {
+			sb.WriteByte(c)
+		}
+	}
+	return sb.String()
+}

@@ -3,6 +3,8 @@ package walk
 import (
 	"fmt"
 	"sort"
+
+	"github.com/vmleak/vmleak/kernel"
 )
 
 // kernfs node types (include/linux/kernfs.h, KERNFS_TYPE_MASK 0xf).
@@ -79,6 +81,7 @@ func (w *Walker) Aliases() (map[uint64][]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("walk: aliases: kernfs_node %#x name: %w", node, err)
 		}
+		name = kernel.Printable(name)
 		flags := fFlags.val(buf)
 		target := node
 		if flags&kernfsTypeMask == kernfsLink {

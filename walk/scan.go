@@ -413,7 +413,7 @@ func (w *Walker) explain(cs *CacheStats, scanIncomplete bool) {
 	case len(cs.Corrupt) > 0:
 		cs.Why = "corrupt slab metadata: " + cs.Corrupt[0]
 	default:
-		cs.Why = fmt.Sprintf("census %d/%d/%d (allocated/total/slabs), counters %d/%d/%d: the kernel's counters are racy or stale",
+		cs.Why = fmt.Sprintf("census %d/%d/%d (allocated/total/slabs), counters %d/%d/%d: the kernel's counters are racy, stale or corrupt",
 			cs.Allocated, cs.Total, cs.Slabs, cnt.Allocated, cnt.Total, cnt.Slabs)
 	}
 }

@@ -183,6 +183,7 @@ func (w *Walker) readCache(va uint64) (*cacheInfo, error) {
 		name = fmt.Sprintf("<unreadable name at %#x>", namePtr)
 		w.warnf("cache %#x: %v", va, err)
 	}
+	name = kernel.Printable(name)
 	oo := l.cacheOO.val(b)
 	ci := &cacheInfo{
 		va:         va,
