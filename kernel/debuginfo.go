@@ -500,13 +500,14 @@ type ModuleDebug struct {
 // OpenModuleDebuginfo finds and opens the debuginfo of a loaded module
 // (FindModuleDebuginfo with the build-id read from the dump, so a file of
 // another build is refused) and learns where its sections were loaded.
-// The Kernel does not keep Options.DebugDirs: pass the roots to search in
-// dirs. SectionsFrom tells where section addresses came from; the fallback
-// to kallsyms is also recorded as a warning (Warnings).
+// The roots searched are dirs, then the Kernel's Options.DebugDirs.
+// SectionsFrom tells where section addresses came from; the fallback to
+// kallsyms is also recorded as a warning (Warnings).
 func (k *Kernel) OpenModuleDebuginfo(m Module, dirs []string) (*ModuleDebug, error) {
 	md := &ModuleDebug{Module: m, k: k}
 	md.BuildID, md.BuildIDErr = k.ModuleBuildID(m)
-	path, err := FindModuleDebuginfo(k.Release, m.Name, md.BuildID, dirs)
+	roots := append(append([]string(nil), dirs...), k.DebugDirs...)
+	path, err := FindModuleDebuginfo(k.Release, m.Name, md.BuildID, roots)
 	if err != nil {
 		return nil, err
 	}
