@@ -44,8 +44,7 @@ type field struct {
 type layout struct {
 	// struct kmem_cache
 	cacheName, cacheObjSize, cacheSize, cacheOffset, cacheRandom, cacheRedLeft,
-	cacheOO, cacheFlags, cacheCPUSlab, cacheNode, cacheList, cacheRefcount,
-	cacheInuse, cacheAlign, cacheCtor, cacheCPUSheaves, cachePerNode field
+	cacheOO, cacheFlags, cacheCPUSlab, cacheNode, cacheList, cacheCPUSheaves, cachePerNode field
 	perNodeSize int64 // element size of per_node[] (7.1+)
 	perNodeNode field // kmem_cache_per_node_ptrs.node
 	perNodeBarn field
@@ -55,9 +54,9 @@ type layout struct {
 	// struct kmem_cache_node
 	nodeNrPartial, nodePartial, nodeNrSlabs, nodeTotalObjects field
 	// struct slab (or struct page before v5.17)
-	slabSize                                                                        int64
-	slabCache, slabFreelist, slabInuse, slabObjects, slabFrozen, slabList, slabNext field
-	slabRCUFunc                                                                     field // rcu_head.func overlaying slab_list
+	slabSize                                                            int64
+	slabCache, slabFreelist, slabInuse, slabObjects, slabList, slabNext field
+	slabRCUFunc                                                         field // rcu_head.func overlaying slab_list
 	// struct page
 	pageSize     int64
 	pageFlags    field
@@ -128,10 +127,6 @@ func newLayout(k *kernel.Kernel) (*layout, error) {
 	l.cacheCPUSlab = probe(k, kc, "cpu_slab")
 	l.cacheNode = probe(k, kc, "node")
 	l.cacheList = probe(k, kc, "list")
-	l.cacheRefcount = probe(k, kc, "refcount")
-	l.cacheInuse = probe(k, kc, "inuse")
-	l.cacheAlign = probe(k, kc, "align")
-	l.cacheCtor = probe(k, kc, "ctor")
 	l.cacheCPUSheaves = probe(k, kc, "cpu_sheaves")
 	l.cachePerNode = probe(k, kc, "per_node")
 	l.hardened = l.cacheRandom.ok
@@ -193,7 +188,6 @@ func newLayout(k *kernel.Kernel) (*layout, error) {
 	l.slabFreelist = probe(k, slab, "freelist")
 	l.slabInuse = probe(k, slab, "inuse")
 	l.slabObjects = probe(k, slab, "objects")
-	l.slabFrozen = probe(k, slab, "frozen")
 	l.slabList = probe(k, slab, "slab_list")
 	if !l.slabList.ok {
 		l.slabList = probe(k, slab, "lru")
