@@ -7,13 +7,18 @@ import (
 // maxListSlabs bounds a partial list walk.
 const maxListSlabs = 1 << 22
 
-// slabCounters reads a slab's objects and inuse counts.
-func (w *Walker) slabCounters(slab uint64) (objects, inuse uint64, err error) {
+// slabHeader reads a struct slab.
+func (w *Walker) slabHeader(slab uint64) ([]byte, error) {
 	b := make([]byte, w.l.slabSize)
 	if err := w.k.ReadVirt(b, slab); err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	return w.l.slabObjects.val(b), w.l.slabInuse.val(b), nil
+	return b, nil
+}
+
+// freeOf is a slab's objects - inuse: its free objects as the kernel counts them.
+func (w *Walker) freeOf(b []byte) int64 {
+	return int64(w.l.slabObjects.val(b)) - int64(w.l.slabInuse.val(b))
 }
 
 // counters computes crash's `kmem -s` numbers for one cache: TOTAL and SLABS
@@ -21,7 +26,7 @@ func (w *Walker) slabCounters(slab uint64) (objects, inuse uint64, err error) {
 // the free objects on CPU slabs (objects - inuse: remote frees), CPU
 // freelists, CPU partial slabs and node partial lists. On 7.x there are no
 // CPU slabs; objects in sheaves count as allocated there, as in crash.
-func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, map[int]NodeStats, []string) {
+func (w *Walker) counters(ci *cacheInfo) (CounterStats, map[int]NodeStats, []string) {
 	l := w.l
 	var c CounterStats
 	var problems []string
@@ -45,60 +50,51 @@ func (w *Walker) counters(ci *cacheInfo, offs []uint64) (CounterStats, map[int]N
 				bad("node %d partial list: %v", node, err)
 				break
 			}
-			objs, inuse, err := w.slabCounters(e - uint64(l.slabList.off))
+			sb, err := w.slabHeader(e - uint64(l.slabList.off))
 			if err != nil {
 				bad("node %d partial slab %#x: %v", node, e-uint64(l.slabList.off), err)
 				continue
 			}
-			c.NodePartial += int64(objs) - int64(inuse)
+			c.NodePartial += w.freeOf(sb)
 		}
 	}
-	if ci.cpuSlab != 0 && l.cpuSlab.ok {
-		for cpu, off := range offs {
-			var b [64]byte
-			if err := w.k.ReadVirt(b[:], ci.cpuSlab+off); err != nil {
-				bad("CPU %d: %v", cpu, err)
-				continue
-			}
-			slab := l.cpuSlab.u64(b[:])
-			if slab == 0 {
-				continue
-			}
-			objs, inuse, err := w.slabCounters(slab)
+	for _, cs := range ci.cpus {
+		if cs.slab == 0 {
+			continue
+		}
+		sb, err := w.slabHeader(cs.slab)
+		if err != nil {
+			bad("CPU %d slab %#x: %v", cs.cpu, cs.slab, err)
+			continue
+		}
+		c.CPUSlab += w.freeOf(sb)
+		if cs.freelist != 0 {
+			objs := l.slabObjects.val(sb)
+			free := make([]uint64, (objs+63)/64)
+			n, err := w.walkFreelist(ci, w.slabRangeOf(ci, cs.slab, objs), cs.freelist, free)
+			c.CPUFreelist += n
 			if err != nil {
-				bad("CPU %d slab %#x: %v", cpu, slab, err)
-				continue
+				bad("CPU %d freelist: %v", cs.cpu, err)
 			}
-			c.CPUSlab += int64(objs) - int64(inuse)
-			if fl := l.cpuFreelist.u64(b[:]); fl != 0 {
-				r := w.slabRangeOf(ci, slab, objs)
-				free := make([]uint64, (objs+63)/64)
-				n, err := w.walkFreelist(ci, r, fl, free)
-				c.CPUFreelist += n
-				if err != nil {
-					bad("CPU %d freelist: %v", cpu, err)
-				}
+		}
+		if !l.cpuPartial.ok || !l.slabNext.ok {
+			continue
+		}
+		// The CPU partial chain is linked through slab->next (NULL-terminated).
+		seen := make(map[uint64]bool)
+		for p := cs.partial; p != 0; {
+			if seen[p] || len(seen) > maxListSlabs {
+				bad("CPU %d partial chain loops at %#x", cs.cpu, p)
+				break
 			}
-			if !l.cpuPartial.ok || !l.slabNext.ok {
-				continue
+			seen[p] = true
+			sb, err := w.slabHeader(p)
+			if err != nil {
+				bad("CPU %d partial slab %#x: %v", cs.cpu, p, err)
+				break
 			}
-			// The CPU partial chain is linked through slab->next (NULL-terminated).
-			p := l.cpuPartial.u64(b[:])
-			seen := make(map[uint64]bool)
-			for p != 0 {
-				if seen[p] || len(seen) > maxListSlabs {
-					bad("CPU %d partial chain loops at %#x", cpu, p)
-					break
-				}
-				seen[p] = true
-				sb := make([]byte, l.slabSize)
-				if err := w.k.ReadVirt(sb, p); err != nil {
-					bad("CPU %d partial slab %#x: %v", cpu, p, err)
-					break
-				}
-				c.CPUPartial += int64(l.slabObjects.val(sb)) - int64(l.slabInuse.val(sb))
-				p = l.slabNext.u64(sb)
-			}
+			c.CPUPartial += w.freeOf(sb)
+			p = l.slabNext.u64(sb)
 		}
 	}
 	c.Allocated = c.Total - c.CPUSlab - c.CPUFreelist - c.CPUPartial - c.NodePartial

@@ -61,6 +61,7 @@ type layout struct {
 	pageSize     int64
 	pageFlags    field
 	pageType     field
+	pageCompound field  // compound_head, or compound_info since d50569612c29 (v7.1)
 	slabFlagBit  int64  // PG_slab bit in page->flags (page-flag kernels)
 	slabPageType uint32 // PGTY_slab (top byte of page_type), 6.12+
 	pageTypeBase uint32 // PAGE_TYPE_BASE for the 6.10/6.11 inverted scheme
@@ -179,6 +180,9 @@ func newLayout(k *kernel.Kernel) (*layout, error) {
 	l.pageSize = page.Size
 	l.pageFlags = probe(k, page, "flags")
 	l.pageType = probe(k, page, "page_type")
+	if l.pageCompound = probe(k, page, "compound_head"); !l.pageCompound.ok {
+		l.pageCompound = probe(k, page, "compound_info")
+	}
 	slab := structType(k, "slab") // d122019bf061 (v5.17)
 	if slab == nil {
 		slab = page

@@ -109,12 +109,9 @@ func (s *slabState) object(i uint64) Object {
 // headPage returns the struct page address of the compound head of the page
 // at pageVA, given its bytes.
 func (w *Walker) headPage(pageVA uint64, raw []byte) uint64 {
-	f := probe(w.k, structType(w.k, "page"), "compound_head")
-	if !f.ok {
-		// d50569612c29 (v7.1) renamed it compound_info, which holds either
-		// head|1 or, with HugeTLB vmemmap optimization, a mask|1.
-		f = probe(w.k, structType(w.k, "page"), "compound_info")
-	}
+	// compound_head holds head|1; compound_info (v7.1) holds either head|1
+	// or, with HugeTLB vmemmap optimization, a mask|1.
+	f := w.l.pageCompound
 	if !f.ok {
 		return pageVA
 	}

@@ -242,10 +242,6 @@ func (w *Walker) isSlab(p []byte) bool {
 // partial; the caches affected say how many slabs they lost where known.
 func (w *Walker) Census() (*Census, error) {
 	k := w.k
-	offs, err := k.PerCPUOffsets()
-	if err != nil {
-		return nil, err
-	}
 	type acc struct {
 		slabs, total, alloc, slabFree, cpuFree, sheaf, rcu, unreadable int64
 		nodes                                                          map[int]*NodeStats
@@ -362,7 +358,7 @@ func (w *Walker) Census() (*Census, error) {
 		sort.Slice(cs.Nodes, func(i, j int) bool { return cs.Nodes[i].Node < cs.Nodes[j].Node })
 		var problems []string
 		var perNode map[int]NodeStats
-		cs.Counters, perNode, problems = w.counters(ci, offs)
+		cs.Counters, perNode, problems = w.counters(ci)
 		for node, kn := range perNode {
 			if total.nodes[node] == nil && kn.KernelSlabs > 0 {
 				cs.Nodes = append(cs.Nodes, NodeStats{Node: node}) // slabs the census did not see

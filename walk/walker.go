@@ -21,10 +21,16 @@ type cacheInfo struct {
 	size, offset, random, redLeft uint64
 	objPerSlab                    uint64
 	cpuSlab, cpuSheaves           uint64
-	nodes                         []uint64 // kmem_cache_node pointers by node id
-	barns                         []uint64 // node_barn pointers (7.1+)
-	sheafObjs                     []uint64 // sorted: objects sitting in sheaves (7.x)
-	mu                            sync.Mutex
+	cpus                          []cpuSlab // each CPU's kmem_cache_cpu (pre-7.0), read once
+	nodes                         []uint64  // kmem_cache_node pointers by node id
+	barns                         []uint64  // node_barn pointers (7.1+)
+	sheafObjs                     []uint64  // sorted: objects sitting in sheaves (7.x)
+}
+
+// cpuSlab is what one CPU's struct kmem_cache_cpu holds.
+type cpuSlab struct {
+	cpu                     int
+	slab, freelist, partial uint64
 }
 
 // Walker reads SLUB state from one kernel. Create it with New; it is safe
@@ -228,9 +234,10 @@ func (w *Walker) readCPUState(ci *cacheInfo, offs []uint64) {
 				w.warnf("cache %s: CPU %d kmem_cache_cpu at %#x: %v", ci.stats.Name, cpu, c, err)
 				continue
 			}
-			slab, fl := l.cpuSlab.u64(b[:]), l.cpuFreelist.u64(b[:])
-			if slab != 0 && fl != 0 {
-				w.cpuFree[slab] = append(w.cpuFree[slab], fl)
+			cs := cpuSlab{cpu: cpu, slab: l.cpuSlab.u64(b[:]), freelist: l.cpuFreelist.u64(b[:]), partial: l.cpuPartial.u64(b[:])}
+			ci.cpus = append(ci.cpus, cs)
+			if cs.slab != 0 && cs.freelist != 0 {
+				w.cpuFree[cs.slab] = append(w.cpuFree[cs.slab], cs.freelist)
 			}
 		}
 	}
