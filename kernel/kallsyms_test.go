@@ -12,15 +12,7 @@ import (
 // short (the dump formats are tested elsewhere).
 func eachFixtureKernel(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, k *kernel.Kernel)) {
 	for _, m := range fixture.All(t) {
-		t.Run(m.Name, func(t *testing.T) {
-			d := m.Dumps[0]
-			k, err := kernel.Open(m.DumpPath(d), kernel.Options{Vmlinux: m.Vmlinux()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer k.Close()
-			fn(t, m, k)
-		})
+		t.Run(m.Name, func(t *testing.T) { fn(t, m, openDump(t, m, m.Dumps[0])) })
 	}
 }
 

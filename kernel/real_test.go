@@ -15,16 +15,20 @@ import (
 func forEachDump(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile, k *kernel.Kernel)) {
 	for _, m := range fixture.All(t) {
 		for _, d := range m.Dumps {
-			t.Run(m.Name+"/"+d.File, func(t *testing.T) {
-				k, err := kernel.Open(m.DumpPath(d), kernel.Options{Vmlinux: m.Vmlinux()})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer k.Close()
-				fn(t, m, d, k)
-			})
+			t.Run(m.Name+"/"+d.File, func(t *testing.T) { fn(t, m, d, openDump(t, m, d)) })
 		}
 	}
+}
+
+// openDump opens a fixture dump with its vmlinux, closed when the test ends.
+func openDump(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) *kernel.Kernel {
+	t.Helper()
+	k, err := kernel.Open(m.DumpPath(d), kernel.Options{Vmlinux: m.Vmlinux()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
 }
 
 func TestRealKernels(t *testing.T) {
