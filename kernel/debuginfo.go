@@ -506,8 +506,8 @@ type ModuleDebug struct {
 func (k *Kernel) OpenModuleDebuginfo(m Module, dirs []string) (*ModuleDebug, error) {
 	md := &ModuleDebug{Module: m, k: k}
 	md.BuildID, md.BuildIDErr = k.ModuleBuildID(m)
-	roots := append(append([]string(nil), dirs...), k.DebugDirs...)
-	path, err := FindModuleDebuginfo(k.Release, m.Name, md.BuildID, roots)
+	roots := append(append([]string(nil), dirs...), k.debugDirs...)
+	path, err := FindModuleDebuginfo(k.release, m.Name, md.BuildID, roots)
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ func TestModuleDebuginfo(t *testing.T) {
 		// The -dbg directory itself, as a plain tree.
 		if len(mods) > 0 {
 			mod := mods[len(mods)-1]
-			p, err := kernel.FindModuleDebuginfo(k.Release, mod.Name, nil, []string{dbgDir})
+			p, err := kernel.FindModuleDebuginfo(k.Release(), mod.Name, nil, []string{dbgDir})
 			if err != nil || !strings.HasPrefix(p, dbgDir) {
 				t.Errorf("%s in the plain tree %s: %q, %v", mod.Name, dbgDir, p, err)
 			}

@@ -33,10 +33,10 @@ var ErrNoKallsyms = errors.New("kernel: no kallsyms")
 // kallsyms symbols to vmcoreinfo") or else from the vmlinux plus the KASLR
 // offset.
 func (k *Kernel) kallsymsSym(name string) (uint64, bool) {
-	if v, ok := k.Info.Symbol(name); ok {
+	if v, ok := k.info.Symbol(name); ok {
 		return v, true
 	}
-	if k.Types == nil {
+	if k.types == nil {
 		return 0, false
 	}
 	v, err := k.Symbol(name)

@@ -44,7 +44,7 @@ func TestKallsyms(t *testing.T) {
 			if count[s.Name] != 1 {
 				continue // a static name used in several files
 			}
-			vs, err := k.Types.Symbol(s.Name)
+			vs, err := k.Types().Symbol(s.Name)
 			if err != nil {
 				continue
 			}

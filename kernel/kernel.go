@@ -58,22 +58,16 @@ type Options struct {
 }
 
 // Kernel is one crashed kernel: its dump, page tables, types and symbols.
+// Its state is fixed by Open; callers read it through methods.
 type Kernel struct {
-	Dump     *elfcore.Dump
-	DumpPath string
-	Info     *vmcoreinfo.Info // nil when the dump has no VMCOREINFO
-	Types    *kdwarf.File     // nil with Options.SkipVmlinux
-	Xlat     *xlat.X86_64
-
-	Release     string
-	KASLROffset uint64 // virtual KASLR shift of the kernel image
-	PhysBase    uint64
-	PageOffset  uint64 // base of the direct map (page_offset_base)
-	VmemmapBase uint64
-	VmallocBase uint64
-	Levels      int      // page-table levels (4 or 5)
-	LocatedBy   string   // "vmcoreinfo" or "cpu-state"
-	DebugDirs   []string // roots searched for module debuginfo (Options.DebugDirs)
+	dump      *elfcore.Dump
+	path      string
+	info      *vmcoreinfo.Info // nil when the dump has no VMCOREINFO
+	types     *kdwarf.File     // nil with Options.SkipVmlinux
+	tr        *xlat.X86_64
+	release   string
+	lay       Layout
+	debugDirs []string // roots searched for module debuginfo (Options.DebugDirs)
 
 	mu         sync.Mutex
 	warnings   []string
@@ -82,6 +76,46 @@ type Kernel struct {
 	perCPUErr  error
 	perCPUOnce sync.Once
 }
+
+// Layout is where the kernel sits in memory, found by Open.
+type Layout struct {
+	KASLROffset uint64 // virtual KASLR shift of the kernel image
+	PhysBase    uint64
+	PageOffset  uint64 // base of the direct map (page_offset_base)
+	VmemmapBase uint64
+	VmallocBase uint64
+	Levels      int    // page-table levels (4 or 5)
+	LocatedBy   string // "vmcoreinfo" or "cpu-state"
+}
+
+// Dump is the dump file the kernel was read from.
+func (k *Kernel) Dump() *elfcore.Dump { return k.dump }
+
+// Path is the dump's file name, for messages.
+func (k *Kernel) Path() string { return k.path }
+
+// Info is the dump's VMCOREINFO, or nil when it has none.
+func (k *Kernel) Info() *vmcoreinfo.Info { return k.info }
+
+// Types are the vmlinux's types and symbols; nil when the kernel was opened
+// with Options.SkipVmlinux.
+func (k *Kernel) Types() *kdwarf.File { return k.types }
+
+// HasTypes tells whether types and symbols are available.
+func (k *Kernel) HasTypes() bool { return k.types != nil }
+
+// Release is the kernel release (uname -r).
+func (k *Kernel) Release() string { return k.release }
+
+// Layout is where the kernel sits in memory; zero without types
+// (Options.SkipVmlinux), since locating the kernel needs its symbols.
+func (k *Kernel) Layout() Layout { return k.lay }
+
+// PageSize is the dump's page size.
+func (k *Kernel) PageSize() uint64 { return k.dump.PageSize() }
+
+// DebugDirs are the extra roots searched for debuginfo (Options.DebugDirs).
+func (k *Kernel) DebugDirs() []string { return append([]string(nil), k.debugDirs...) }
 
 // Warnings returns what went wrong without stopping the analysis.
 func (k *Kernel) Warnings() []string {
@@ -100,11 +134,11 @@ func (k *Kernel) Warnf(format string, args ...any) {
 // Close releases the dump and the debuginfo.
 func (k *Kernel) Close() error {
 	var errs []error
-	if k.Types != nil {
-		errs = append(errs, k.Types.Close())
+	if k.types != nil {
+		errs = append(errs, k.types.Close())
 	}
-	if k.Dump != nil {
-		errs = append(errs, k.Dump.Close())
+	if k.dump != nil {
+		errs = append(errs, k.dump.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -123,7 +157,7 @@ func Open(dumpPath string, opts Options) (*Kernel, error) {
 // elfcore.NewDump); the Kernel takes ownership of d.
 func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	var err error
-	k := &Kernel{Dump: d, DumpPath: dumpPath, DebugDirs: opts.DebugDirs}
+	k := &Kernel{dump: d, path: dumpPath, debugDirs: opts.DebugDirs}
 	ok := false
 	defer func() {
 		if !ok {
@@ -136,11 +170,11 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kernel: %s: VMCOREINFO: %w", dumpPath, err)
 		}
-		k.Info = info
-		k.Release = info.OSRelease
+		k.info = info
+		k.release = info.OSRelease
 	}
-	if k.Release == "" && d.Kdump() != nil {
-		k.Release = d.Kdump().Release
+	if k.release == "" && d.Kdump() != nil {
+		k.release = d.Kdump().Release
 	}
 	if d.Arch() != "x86_64" {
 		return nil, fmt.Errorf("%w: %s: architecture %q (x86_64 only for now)", ErrUnsupported, dumpPath, d.Arch())
@@ -151,9 +185,9 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	}
 	vmlinux := opts.Vmlinux
 	if vmlinux == "" {
-		vmlinux = FindVmlinux(k.Release, opts.DebugDirs)
+		vmlinux = FindVmlinux(k.release, opts.DebugDirs)
 		if vmlinux == "" {
-			return nil, fmt.Errorf("%w for release %q of %s: pass --vmlinux (Debian: the linux-image-<release>-dbg package)", ErrNoVmlinux, k.Release, dumpPath)
+			return nil, fmt.Errorf("%w for release %q of %s: pass --vmlinux (Debian: the linux-image-<release>-dbg package)", ErrNoVmlinux, k.release, dumpPath)
 		}
 	}
 	var kopts []kdwarf.Option
@@ -163,7 +197,7 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	if opts.IndexDir != "" {
 		kopts = append(kopts, kdwarf.WithCacheDir(opts.IndexDir))
 	}
-	k.Types, err = kdwarf.Open(vmlinux, kopts...)
+	k.types, err = kdwarf.Open(vmlinux, kopts...)
 	if err != nil {
 		return nil, err
 	}
@@ -208,19 +242,19 @@ func FindVmlinux(release string, extra []string) string {
 }
 
 func (k *Kernel) checkBuildID(force bool) error {
-	if k.Info == nil || k.Info.BuildID == "" {
+	if k.info == nil || k.info.BuildID == "" {
 		return nil
 	}
-	have := hex.EncodeToString(k.Types.BuildID())
+	have := hex.EncodeToString(k.types.BuildID())
 	if have == "" {
-		k.Warnf("%s has no build-id; matched by linux_banner only", k.Types.Path())
+		k.Warnf("%s has no build-id; matched by linux_banner only", k.types.Path())
 		return nil
 	}
 	// VMCOREINFO's BUILD-ID is the full note; some kernels print it zero-padded.
-	if strings.TrimRight(k.Info.BuildID, "0") == strings.TrimRight(have, "0") {
+	if strings.TrimRight(k.info.BuildID, "0") == strings.TrimRight(have, "0") {
 		return nil
 	}
-	e := &MismatchError{Dump: k.DumpPath, Vmlinux: k.Types.Path(), What: "build-id", DumpValue: k.Info.BuildID, VmlinuxValue: have}
+	e := &MismatchError{Dump: k.path, Vmlinux: k.types.Path(), What: "build-id", DumpValue: k.info.BuildID, VmlinuxValue: have}
 	if force {
 		k.Warnf("%v (--force)", e)
 		return nil
@@ -231,14 +265,14 @@ func (k *Kernel) checkBuildID(force bool) error {
 // Symbol returns the run-time address of a kernel symbol: its link address
 // shifted by KASLR. Per-CPU symbols keep their offset (see PerCPU).
 func (k *Kernel) Symbol(name string) (uint64, error) {
-	s, err := k.Types.Symbol(name)
+	s, err := k.types.Symbol(name)
 	if err != nil {
 		return 0, err
 	}
 	if s.Section == "" || k.isPerCPUOffset(s) {
 		return s.Value, nil
 	}
-	return s.Value + k.KASLROffset, nil
+	return s.Value + k.lay.KASLROffset, nil
 }
 
 // isPerCPUOffset tells whether a symbol's value is an offset into each CPU's
@@ -250,14 +284,14 @@ func (k *Kernel) isPerCPUOffset(s kdwarf.Symbol) bool {
 	if s.Section != kdwarf.PerCPUSection {
 		return false
 	}
-	sec := k.Types.ELF().Section(kdwarf.PerCPUSection)
+	sec := k.types.ELF().Section(kdwarf.PerCPUSection)
 	return sec != nil && sec.Addr == 0 && s.Value <= sec.Size
 }
 
 // vmlinuxBytes reads size bytes at a link-time address from the vmlinux file
 // itself (for comparing constant data such as linux_banner).
 func (k *Kernel) vmlinuxBytes(addr, size uint64) ([]byte, error) {
-	for _, s := range k.Types.ELF().Sections {
+	for _, s := range k.types.ELF().Sections {
 		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_ALLOC == 0 {
 			continue
 		}
@@ -269,13 +303,13 @@ func (k *Kernel) vmlinuxBytes(addr, size uint64) ([]byte, error) {
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("kernel: %s: no section holds %#x", k.Types.Path(), addr)
+	return nil, fmt.Errorf("kernel: %s: no section holds %#x", k.types.Path(), addr)
 }
 
 // checkBanner compares linux_banner in the dump with the vmlinux's: it proves
 // both the translation and the match (and is the only check without VMCOREINFO).
 func (k *Kernel) checkBanner(force bool) error {
-	s, err := k.Types.Symbol("linux_banner")
+	s, err := k.types.Symbol("linux_banner")
 	if err != nil {
 		return err
 	}
@@ -288,20 +322,20 @@ func (k *Kernel) checkBanner(force bool) error {
 		return err
 	}
 	have := make([]byte, size)
-	if err := k.ReadVirt(have, s.Value+k.KASLROffset); err != nil {
+	if err := k.ReadVirt(have, s.Value+k.lay.KASLROffset); err != nil {
 		return fmt.Errorf("kernel: reading linux_banner: %w", err)
 	}
 	want, have = cstr(want), cstr(have)
 	if bytes.Equal(want, have) {
-		if k.Release == "" {
+		if k.release == "" {
 			// "Linux version <release> (...": the release for dumps without VMCOREINFO.
 			if f := strings.Fields(string(have)); len(f) > 2 {
-				k.Release = f[2]
+				k.release = f[2]
 			}
 		}
 		return nil
 	}
-	e := &MismatchError{Dump: k.DumpPath, Vmlinux: k.Types.Path(), What: "linux_banner",
+	e := &MismatchError{Dump: k.path, Vmlinux: k.types.Path(), What: "linux_banner",
 		DumpValue: fmt.Sprintf("%q", strings.TrimSpace(string(have))), VmlinuxValue: fmt.Sprintf("%q", strings.TrimSpace(string(want)))}
 	if force {
 		k.Warnf("%v (--force)", e)
@@ -319,7 +353,7 @@ func cstr(b []byte) []byte {
 
 // ReadVirt reads len(p) bytes at a kernel virtual address.
 func (k *Kernel) ReadVirt(p []byte, va uint64) error {
-	n, err := k.Xlat.ReadVirt(p, va)
+	n, err := k.tr.ReadVirt(p, va)
 	if err != nil {
 		return &ReadError{VA: va + uint64(n), Err: err}
 	}
@@ -347,4 +381,18 @@ func (e *ReadError) Unwrap() error { return e.Err }
 func IsMissing(err error) bool {
 	var mp *elfcore.MissingPageError
 	return errors.As(err, &mp)
+}
+
+// ZeroFilled counts reads of memory missing from the dump that returned
+// zeros because Options.ZeroFill asked for it: results that stand on them
+// are partial.
+func (k *Kernel) ZeroFilled() uint64 { return k.dump.ZeroFilled() }
+
+// Translate is the physical address of a kernel virtual address.
+func (k *Kernel) Translate(va uint64) (uint64, error) {
+	pa, _, err := k.tr.Translate(va)
+	if err != nil {
+		return 0, &ReadError{VA: va, Err: err}
+	}
+	return pa, nil
 }

@@ -18,26 +18,26 @@ const (
 // locate finds the kernel in physical memory: KASLR offset, phys_base, the
 // page-table root and the direct-map, vmalloc and vmemmap bases.
 func (k *Kernel) locate() error {
-	if k.Info != nil && k.Info.HasKernelOffset {
+	if k.info != nil && k.info.HasKernelOffset {
 		return k.locateByVMCOREINFO()
 	}
 	return k.locateByCPUState()
 }
 
 func (k *Kernel) locateByVMCOREINFO() error {
-	info := k.Info
-	k.LocatedBy = "vmcoreinfo"
-	k.KASLROffset = info.KernelOffset
+	info := k.info
+	k.lay.LocatedBy = "vmcoreinfo"
+	k.lay.KASLROffset = info.KernelOffset
 	pb, ok := info.Number("phys_base")
 	if !ok {
-		return fmt.Errorf("kernel: %s: VMCOREINFO has no NUMBER(phys_base)", k.DumpPath)
+		return fmt.Errorf("kernel: %s: VMCOREINFO has no NUMBER(phys_base)", k.path)
 	}
 	// QEMU's kdump sub-header phys_base is wrong on KASLR kernels; the kernel's own
 	// VMCOREINFO value is what the kernel used.
-	k.PhysBase = uint64(pb)
-	k.Levels = 4
+	k.lay.PhysBase = uint64(pb)
+	k.lay.Levels = 4
 	if l5, ok := info.Number("pgtable_l5_enabled"); ok && l5 != 0 {
-		k.Levels = 5
+		k.lay.Levels = 5
 	}
 	root, ok := info.Symbol("init_top_pgt")
 	if !ok {
@@ -46,7 +46,7 @@ func (k *Kernel) locateByVMCOREINFO() error {
 			return fmt.Errorf("kernel: no init_top_pgt: %w", err)
 		}
 	}
-	return k.setupTranslation(root-startKernelMap+k.PhysBase, true)
+	return k.setupTranslation(root-startKernelMap+k.lay.PhysBase, true)
 }
 
 // locateByCPUState finds the kernel without VMCOREINFO, from the CPU state
@@ -55,16 +55,16 @@ func (k *Kernel) locateByVMCOREINFO() error {
 // address against its link address is the KASLR offset. linux_banner is
 // checked afterwards (checkBanner), so a wrong guess cannot go unnoticed.
 func (k *Kernel) locateByCPUState() error {
-	k.LocatedBy = "cpu-state"
-	states := k.Dump.QEMUCPUStates()
+	k.lay.LocatedBy = "cpu-state"
+	states := k.dump.QEMUCPUStates()
 	if len(states) == 0 {
-		return fmt.Errorf("%w: %s has neither VMCOREINFO nor CPU state to locate the kernel", ErrUnsupported, k.DumpPath)
+		return fmt.Errorf("%w: %s has neither VMCOREINFO nor CPU state to locate the kernel", ErrUnsupported, k.path)
 	}
 	var lastErr error
 	for i, st := range states {
-		k.Levels = 4
+		k.lay.Levels = 4
 		if st.CR[4]&cr4LA57 != 0 {
-			k.Levels = 5
+			k.lay.Levels = 5
 		}
 		root := st.CR[3] & cr3AddrMask
 		if err := k.setupTranslation(root, false); err != nil {
@@ -76,25 +76,25 @@ func (k *Kernel) locateByCPUState() error {
 			continue
 		}
 		// phys_base: where the page tables put the kernel image.
-		stext, err := k.Types.Symbol("_stext")
+		stext, err := k.types.Symbol("_stext")
 		if err != nil {
 			return err
 		}
-		va := stext.Value + k.KASLROffset
-		pa, _, err := k.Xlat.Translate(va)
+		va := stext.Value + k.lay.KASLROffset
+		pa, _, err := k.tr.Translate(va)
 		if err != nil {
 			lastErr = fmt.Errorf("CPU %d: translating _stext: %w", i, err)
 			continue
 		}
-		k.PhysBase = pa - (va - startKernelMap)
+		k.lay.PhysBase = pa - (va - startKernelMap)
 		return k.setupTranslation(root, true)
 	}
-	return fmt.Errorf("kernel: %s: cannot locate the kernel from CPU state: %w", k.DumpPath, lastErr)
+	return fmt.Errorf("kernel: %s: cannot locate the kernel from CPU state: %w", k.path, lastErr)
 }
 
 func (k *Kernel) kaslrFromIDT(idtBase uint64) error {
 	var gate [16]byte
-	if _, err := k.Xlat.ReadVirt(gate[:], idtBase); err != nil {
+	if _, err := k.tr.ReadVirt(gate[:], idtBase); err != nil {
 		return fmt.Errorf("reading IDT at %#x: %w", idtBase, err)
 	}
 	// A 64-bit interrupt gate: offset 15..0 in bytes 0-1, 31..16 in 6-7, 63..32 in 8-11.
@@ -102,7 +102,7 @@ func (k *Kernel) kaslrFromIDT(idtBase uint64) error {
 		uint64(binary.LittleEndian.Uint16(gate[6:]))<<16 |
 		uint64(binary.LittleEndian.Uint32(gate[8:]))<<32
 	for _, name := range []string{"asm_exc_divide_error", "divide_error"} {
-		s, err := k.Types.Symbol(name)
+		s, err := k.types.Symbol(name)
 		if err != nil {
 			continue
 		}
@@ -111,7 +111,7 @@ func (k *Kernel) kaslrFromIDT(idtBase uint64) error {
 			// KASLR moves the image in 2 MiB steps within the 1 GiB image area.
 			return fmt.Errorf("IDT gate 0 points at %#x, not a KASLR shift of %s (%#x)", handler, name, s.Value)
 		}
-		k.KASLROffset = off
+		k.lay.KASLROffset = off
 		return nil
 	}
 	return fmt.Errorf("vmlinux has no divide-error handler symbol")
@@ -120,22 +120,22 @@ func (k *Kernel) kaslrFromIDT(idtBase uint64) error {
 // setupTranslation builds the page-table walker; with full set, it also adds
 // the kernel-image and direct-map fast paths and reads the randomized bases.
 func (k *Kernel) setupTranslation(rootPA uint64, full bool) error {
-	t, err := xlat.NewX86_64(k.Dump, rootPA, k.Levels)
+	t, err := xlat.NewX86_64(k.dump, rootPA, k.lay.Levels)
 	if err != nil {
-		return fmt.Errorf("kernel: %s: %w", k.DumpPath, err)
+		return fmt.Errorf("kernel: %s: %w", k.path, err)
 	}
-	k.Xlat = t
+	k.tr = t
 	if !full {
 		return nil
 	}
-	if err := t.SetKernelImage(startKernelMap, startKernelMap+kernelImageSize, k.PhysBase); err != nil {
+	if err := t.SetKernelImage(startKernelMap, startKernelMap+kernelImageSize, k.lay.PhysBase); err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
 	// RANDOMIZE_MEMORY moves these three regions per boot; the kernel keeps the bases in variables.
 	bases := []struct {
 		sym string
 		dst *uint64
-	}{{"page_offset_base", &k.PageOffset}, {"vmemmap_base", &k.VmemmapBase}, {"vmalloc_base", &k.VmallocBase}}
+	}{{"page_offset_base", &k.lay.PageOffset}, {"vmemmap_base", &k.lay.VmemmapBase}, {"vmalloc_base", &k.lay.VmallocBase}}
 	for _, b := range bases {
 		va, err := k.Symbol(b.sym)
 		if err != nil {
@@ -148,11 +148,11 @@ func (k *Kernel) setupTranslation(rootPA uint64, full bool) error {
 		*b.dst = binary.LittleEndian.Uint64(buf[:])
 	}
 	var maxPA uint64
-	for _, r := range k.Dump.PhysRanges() {
+	for _, r := range k.dump.PhysRanges() {
 		maxPA = max(maxPA, r.End)
 	}
 	// Translating direct-map addresses arithmetically is exact: the kernel maps
 	// all of RAM there at page_offset_base + pa.
-	t.SetDirectMap(k.PageOffset, maxPA)
+	t.SetDirectMap(k.lay.PageOffset, maxPA)
 	return nil
 }

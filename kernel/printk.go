@@ -146,7 +146,7 @@ func (k *Kernel) logText(data, sizeBits, dataSize, begin, next, textLen uint64) 
 
 // fieldOff is a member's byte offset in a struct.
 func (k *Kernel) fieldOff(t *kdwarf.Type, path string) (int, error) {
-	st, err := k.Types.Resolve(t.Strip())
+	st, err := k.types.Resolve(t.Strip())
 	if err != nil {
 		return 0, err
 	}

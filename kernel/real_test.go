@@ -41,8 +41,8 @@ func TestRealKernels(t *testing.T) {
 		if rel != want {
 			t.Errorf("init_uts_ns.name.release %q, guest uname -r %q", rel, want)
 		}
-		if k.Release != want {
-			t.Errorf("Release %q, want %q", k.Release, want)
+		if k.Release() != want {
+			t.Errorf("Release %q, want %q", k.Release(), want)
 		}
 		// linux_banner through the page tables: "Linux version <OSRELEASE> (...".
 		bva, err := k.Symbol("linux_banner")
@@ -54,8 +54,8 @@ func TestRealKernels(t *testing.T) {
 			t.Fatal(err)
 		}
 		osrelease := want
-		if k.Info != nil {
-			osrelease = k.Info.OSRelease
+		if k.Info() != nil {
+			osrelease = k.Info().OSRelease
 		}
 		if f := strings.Fields(banner); len(f) < 3 || f[0] != "Linux" || f[2] != osrelease {
 			t.Errorf("linux_banner %q, OSRELEASE %q", banner, osrelease)
@@ -64,15 +64,15 @@ func TestRealKernels(t *testing.T) {
 		if !m.Guest.FwCfg {
 			wantLoc = "cpu-state"
 		}
-		if k.LocatedBy != wantLoc {
-			t.Errorf("located by %s, want %s", k.LocatedBy, wantLoc)
+		if k.Layout().LocatedBy != wantLoc {
+			t.Errorf("located by %s, want %s", k.Layout().LocatedBy, wantLoc)
 		}
 		wantLevels := 4
 		if m.Guest.Machine == "la57" {
 			wantLevels = 5
 		}
-		if k.Levels != wantLevels {
-			t.Errorf("%d-level paging, want %d", k.Levels, wantLevels)
+		if k.Layout().Levels != wantLevels {
+			t.Errorf("%d-level paging, want %d", k.Layout().Levels, wantLevels)
 		}
 
 		// The modules list, newest first like /proc/modules.
@@ -111,7 +111,7 @@ func TestRealKernels(t *testing.T) {
 		}
 		for i, o := range offs {
 			// Each CPU's area lies in the direct map or vmalloc space, page aligned.
-			if o%4096 != 0 || o < k.PageOffset {
+			if o%4096 != 0 || o < k.Layout().PageOffset {
 				t.Errorf("__per_cpu_offset[%d] = %#x", i, o)
 			}
 		}

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 
@@ -19,6 +18,10 @@ type Value struct {
 	// For bitfields: bit offset from va and width.
 	bitOff, bitSize int64
 	err             error
+	// Set by Load: the bytes of a struct read whole, starting at bufVA;
+	// members inside it are decoded from them without reading memory again.
+	buf   []byte
+	bufVA uint64
 }
 
 // Err returns the first error met while building the value.
@@ -46,7 +49,7 @@ func (k *Kernel) TypeOf(name string) (*kdwarf.Type, error) {
 	if t, ok := k.typeCache.Load(name); ok {
 		return t.(*kdwarf.Type), nil
 	}
-	t, err := k.Types.Type(name)
+	t, err := k.types.Type(name)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +87,7 @@ func (v Value) Field(path string) Value {
 	if v.err != nil {
 		return v
 	}
-	st, err := v.k.Types.Resolve(v.t.Strip())
+	st, err := v.k.types.Resolve(v.t.Strip())
 	if err != nil {
 		return v.fail("%v", err)
 	}
@@ -92,7 +95,7 @@ func (v Value) Field(path string) Value {
 	if err != nil {
 		return v.fail("%v", err)
 	}
-	out := Value{k: v.k, va: v.va + uint64(m.Offset), t: m.Type, path: v.path + "." + path}
+	out := Value{k: v.k, va: v.va + uint64(m.Offset), t: m.Type, path: v.path + "." + path, buf: v.buf, bufVA: v.bufVA}
 	if m.BitSize != 0 {
 		out.va = v.va + uint64(m.BitOffset/8)
 		out.bitOff, out.bitSize = m.BitOffset%8, m.BitSize
@@ -105,7 +108,7 @@ func (v Value) HasField(path string) bool {
 	if v.err != nil {
 		return false
 	}
-	st, err := v.k.Types.Resolve(v.t.Strip())
+	st, err := v.k.types.Resolve(v.t.Strip())
 	return err == nil && st.HasField(path)
 }
 
@@ -186,7 +189,7 @@ func (v Value) ContainerOf(typeName, member string) Value {
 	if err != nil {
 		return v.fail("%v", err)
 	}
-	st, err := v.k.Types.Resolve(t.Strip())
+	st, err := v.k.types.Resolve(t.Strip())
 	if err != nil {
 		return v.fail("%v", err)
 	}
@@ -200,7 +203,7 @@ func (v Value) ContainerOf(typeName, member string) Value {
 func (k *Kernel) sizeOf(t *kdwarf.Type) int64 {
 	s := t.Strip()
 	if s.Opaque {
-		if r, err := k.Types.Resolve(s); err == nil {
+		if r, err := k.types.Resolve(s); err == nil {
 			s = r
 		}
 	}
@@ -220,8 +223,8 @@ func (v Value) Bytes() ([]byte, error) {
 		return nil, v.fail("cannot read %d bytes", n).err
 	}
 	b := make([]byte, n)
-	if err := v.k.ReadVirt(b, v.va); err != nil {
-		return nil, &ReadError{VA: v.va, Path: v.path, Err: err}
+	if err := v.read(b); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -238,32 +241,51 @@ func (v Value) Uint() (uint64, error) {
 		return 0, v.fail("reading %s as an integer", t).err
 	}
 	size := t.Size
-	if v.bitSize != 0 {
-		// A bitfield: read the bytes it spans and extract its bits.
-		span := (v.bitOff + v.bitSize + 7) / 8
-		var buf [16]byte
-		if err := v.k.ReadVirt(buf[:span], v.va); err != nil {
-			return 0, &ReadError{VA: v.va, Path: v.path, Err: err}
-		}
-		lo := binary.LittleEndian.Uint64(buf[:8])
-		hi := binary.LittleEndian.Uint64(buf[8:])
-		x := lo >> uint(v.bitOff)
-		if v.bitOff > 0 {
-			x |= hi << uint(64-v.bitOff)
-		}
-		if v.bitSize < 64 {
-			x &= 1<<uint(v.bitSize) - 1
-		}
-		return x, nil
-	}
-	if size != 1 && size != 2 && size != 4 && size != 8 {
+	if v.bitSize == 0 && size != 1 && size != 2 && size != 4 && size != 8 {
 		return 0, v.fail("integer of size %d", size).err
 	}
-	var buf [8]byte
-	if err := v.k.ReadVirt(buf[:size], v.va); err != nil {
-		return 0, &ReadError{VA: v.va, Path: v.path, Err: err}
+	n := size
+	if v.bitSize != 0 {
+		n = (v.bitOff + v.bitSize + 7) / 8
 	}
-	return binary.LittleEndian.Uint64(buf[:]), nil
+	var tmp [16]byte
+	if err := v.read(tmp[:n]); err != nil {
+		return 0, err
+	}
+	x, ok := decodeUint(tmp[:n], 0, v.bitOff, v.bitSize, size)
+	if !ok {
+		return 0, v.fail("cannot decode %d bytes as %s", n, t).err
+	}
+	return x, nil
+}
+
+// read fills p with the value's first len(p) bytes: from the buffer of a
+// loaded struct when the value lies inside it, else from memory.
+func (v Value) read(p []byte) error {
+	if v.buf != nil && v.va >= v.bufVA && v.va-v.bufVA+uint64(len(p)) <= uint64(len(v.buf)) {
+		copy(p, v.buf[v.va-v.bufVA:])
+		return nil
+	}
+	if err := v.k.ReadVirt(p, v.va); err != nil {
+		return &ReadError{VA: v.va, Path: v.path, Err: err}
+	}
+	return nil
+}
+
+// Load reads the whole value (a struct, typically) once; members reached
+// from the result with Field are decoded from those bytes. It is the batched
+// read for code that needs many members of one struct.
+func (v Value) Load() Value {
+	if v.err != nil {
+		return v
+	}
+	b, err := v.Bytes()
+	if err != nil {
+		v.err = err
+		return v
+	}
+	v.buf, v.bufVA = b, v.va
+	return v
 }
 
 // Int reads a signed integer (sign-extended).
@@ -359,4 +381,45 @@ escape:
 		}
 	}
 	return sb.String()
+}
+
+// GlobalInt reads an integer global variable: an integer, bool, enum, or an
+// atomic_t / atomic_long_t / atomic64_t (their counter). decls are the C
+// types the kernel source declares it with — several where the declaration
+// changed between releases. vmlinux symbols carry no type, so the symbol's
+// size chooses among them, and a size that matches none is an error rather
+// than a guess.
+func (k *Kernel) GlobalInt(name string, decls ...string) (int64, error) {
+	if k.types == nil {
+		return 0, fmt.Errorf("kernel: %s: no types (no vmlinux)", name)
+	}
+	sym, err := k.types.Symbol(name)
+	if err != nil {
+		return 0, err
+	}
+	var sizes []int64
+	for _, decl := range decls {
+		t, err := k.TypeOf(decl)
+		if err != nil {
+			return 0, fmt.Errorf("kernel: %s as %s: %w", name, decl, err)
+		}
+		size := k.sizeOf(t)
+		sizes = append(sizes, size)
+		if sym.Size != 0 && uint64(size) != sym.Size {
+			continue
+		}
+		v := k.Var(name, decl)
+		if st := t.Strip(); st.Kind == kdwarf.Struct {
+			v = v.Field("counter")
+		}
+		if v.err != nil {
+			return 0, v.err
+		}
+		if v.t.Strip().Signed {
+			return v.Int()
+		}
+		u, err := v.Uint()
+		return int64(u), err
+	}
+	return 0, fmt.Errorf("kernel: %s is %d bytes, not a %s (%v bytes)", name, sym.Size, strings.Join(decls, " or "), sizes)
 }

@@ -7,7 +7,7 @@
 //
 // # Sources
 //
-// Enum indices come from the kernel's debuginfo (k.Types.Enumerator), never
+// Enum indices come from the kernel's debuginfo (k.Types().Enumerator), never
 // from tables per version. The vmstat lines read the global atomics
 // vm_zone_stat[] and vm_node_stat[] clamped at 0, as global_zone_page_state
 // and global_node_page_state do: the per-CPU deltas are not folded in by the

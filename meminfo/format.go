@@ -19,6 +19,9 @@ type Line struct {
 type Meminfo struct {
 	Lines    []Line
 	Warnings []string // lines left out and why; nothing here means every line was computed
+	// Partial is set when a line was left out because memory it needs is
+	// missing from the dump (not because this kernel lacks its source).
+	Partial bool `json:",omitempty"`
 }
 
 // Get returns the value of the line name (without the colon).

@@ -1,7 +1,6 @@
 package meminfo
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/vmleak/vmleak/kdwarf"
 	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/kernel/mm"
 )
 
 // pageShift is PAGE_SHIFT on x86_64, the only architecture package kernel
@@ -24,6 +24,7 @@ const (
 
 type reader struct {
 	k    *kernel.Kernel
+	mm   *mm.MM
 	out  *Meminfo
 	zone statArray
 	node statArray
@@ -48,10 +49,14 @@ type statArray struct {
 // whose source cannot be read is left out with a warning; a line the kernel
 // would not print (its config option is off) is left out silently.
 func Read(k *kernel.Kernel) (*Meminfo, error) {
-	if k == nil || k.Types == nil {
+	if k == nil || !k.HasTypes() {
 		return nil, errors.New("meminfo: kernel types (vmlinux) are needed")
 	}
-	r := &reader{k: k, out: &Meminfo{}, memo: map[string]memoVal{}}
+	m, err := mm.New(k)
+	if err != nil {
+		return nil, fmt.Errorf("meminfo: %w", err)
+	}
+	r := &reader{k: k, mm: m, out: &Meminfo{}, memo: map[string]memoVal{}}
 	r.zone = r.statArray("vm_zone_stat", "NR_VM_ZONE_STAT_ITEMS")
 	r.node = r.statArray("vm_node_stat", "NR_VM_NODE_STAT_ITEMS")
 	if r.zone.err != nil && r.node.err != nil {
@@ -71,6 +76,9 @@ func (r *reader) add(name, unit, source string, get func() (int64, error)) {
 	v, err := get()
 	if err != nil {
 		r.warnf("%s: left out: %v", name, err)
+		if kernel.IsMissing(err) {
+			r.out.Partial = true
+		}
 		return
 	}
 	if unit == "pages" {
@@ -99,17 +107,17 @@ func (r *reader) once(key string, f func() (int64, error)) (int64, error) {
 // ---- symbols and counters ----
 
 func (r *reader) hasSym(name string) bool {
-	_, err := r.k.Types.Symbol(name)
+	_, err := r.k.Types().Symbol(name)
 	return err == nil
 }
 
 func (r *reader) hasEnum(name string) bool {
-	_, err := r.k.Types.Enumerator(name)
+	_, err := r.k.Types().Enumerator(name)
 	return err == nil
 }
 
 func (r *reader) enum(name string) (int64, error) {
-	v, err := r.k.Types.Enumerator(name)
+	v, err := r.k.Types().Enumerator(name)
 	if err != nil {
 		if errors.Is(err, kdwarf.ErrNotFound) {
 			return 0, fmt.Errorf("no enumerator %s in this kernel's debuginfo", name)
@@ -121,7 +129,7 @@ func (r *reader) enum(name string) (int64, error) {
 
 // symAddr returns a global's run-time address and its symbol size.
 func (r *reader) symAddr(name string) (uint64, uint64, error) {
-	s, err := r.k.Types.Symbol(name)
+	s, err := r.k.Types().Symbol(name)
 	if err != nil {
 		if errors.Is(err, kdwarf.ErrNotFound) {
 			return 0, 0, fmt.Errorf("no symbol %s in this kernel", name)
@@ -130,37 +138,6 @@ func (r *reader) symAddr(name string) (uint64, uint64, error) {
 	}
 	a, err := r.k.Symbol(name)
 	return a, s.Size, err
-}
-
-// readInt reads a size-byte little-endian integer, sign-extended if signed.
-func (r *reader) readInt(va uint64, size int, signed bool) (int64, error) {
-	if size != 1 && size != 2 && size != 4 && size != 8 {
-		return 0, fmt.Errorf("integer of %d bytes at %#x", size, va)
-	}
-	var b [8]byte
-	if err := r.k.ReadVirt(b[:size], va); err != nil {
-		return 0, err
-	}
-	u := binary.LittleEndian.Uint64(b[:])
-	if signed && size < 8 && u&(1<<(uint(size)*8-1)) != 0 {
-		u |= ^uint64(0) << (uint(size) * 8)
-	}
-	return int64(u), nil
-}
-
-// symInt reads a global integer (or atomic_t / atomic_long_t, whose counter
-// is their only member) with the width of its symbol: vmlinux symbols carry
-// no type, but their size tells int from long.
-func (r *reader) symInt(name string, signed bool) (int64, error) {
-	a, size, err := r.symAddr(name)
-	if err != nil {
-		return 0, err
-	}
-	v, err := r.readInt(a, int(size), signed)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return v, nil
 }
 
 func (r *reader) statArray(sym, nrItems string) statArray {
@@ -196,7 +173,7 @@ func (r *reader) stat(a *statArray, item string) (int64, error) {
 	if i < 0 || i >= a.n {
 		return 0, fmt.Errorf("%s = %d outside %s[%d]", item, i, a.sym, a.n)
 	}
-	v, err := r.readInt(a.base+uint64(i)*8, 8, true)
+	v, err := r.k.Object(a.base+uint64(i)*8, "atomic_long_t").Field("counter").Int()
 	if err != nil {
 		return 0, fmt.Errorf("%s[%s]: %w", a.sym, item, err)
 	}
@@ -319,24 +296,24 @@ func (r *reader) lines() {
 	r.pages("Committed_AS", "percpu_counter_sum_positive(&vm_committed_as): count + per-CPU counters", r.committed)
 	r.add("VmallocTotal", "kB", "(VMALLOC_END - VMALLOC_START) >> 10", r.vmallocTotal)
 	if r.hasSym("nr_vmalloc_pages") {
-		r.pages("VmallocUsed", "nr_vmalloc_pages", func() (int64, error) { return r.symInt("nr_vmalloc_pages", true) })
+		r.pages("VmallocUsed", "nr_vmalloc_pages", func() (int64, error) { return r.k.GlobalInt("nr_vmalloc_pages", "atomic_long_t") })
 	} else {
 		r.pages("VmallocUsed", "vm_node_stat[NR_VMALLOC]", ns("NR_VMALLOC"))
 	}
 	r.pages("VmallocChunk", "0 (constant since 5.3)", zero)
 	r.pages("Percpu", "pcpu_nr_populated * pcpu_nr_units", func() (int64, error) {
-		p, err := r.symInt("pcpu_nr_populated", true)
+		p, err := r.k.GlobalInt("pcpu_nr_populated", "unsigned long")
 		if err != nil {
 			return 0, err
 		}
-		u, err := r.symInt("pcpu_nr_units", true)
+		u, err := r.k.GlobalInt("pcpu_nr_units", "int")
 		return p * u, err
 	})
 	if r.hasSym("early_memtest_done") { // CONFIG_MEMTEST, 6.3+
 		r.memtest()
 	}
 	if r.hasSym("num_poisoned_pages") { // CONFIG_MEMORY_FAILURE
-		r.pages("HardwareCorrupted", "num_poisoned_pages", func() (int64, error) { return r.symInt("num_poisoned_pages", true) })
+		r.pages("HardwareCorrupted", "num_poisoned_pages", func() (int64, error) { return r.k.GlobalInt("num_poisoned_pages", "atomic_long_t") })
 	}
 	if r.hasSym("transparent_hugepage_flags") { // CONFIG_TRANSPARENT_HUGEPAGE
 		r.pages("AnonHugePages", "vm_node_stat[NR_ANON_THPS]", ns("NR_ANON_THPS"))
@@ -348,7 +325,7 @@ func (r *reader) lines() {
 	// totalcma_pages exists without CONFIG_CMA on older kernels; mm/cma.c's
 	// cma_area_count does not.
 	if r.hasSym("cma_area_count") {
-		r.pages("CmaTotal", "totalcma_pages", func() (int64, error) { return r.symInt("totalcma_pages", false) })
+		r.pages("CmaTotal", "totalcma_pages", func() (int64, error) { return r.k.GlobalInt("totalcma_pages", "unsigned long") })
 		r.pages("CmaFree", "vm_zone_stat[NR_FREE_CMA_PAGES]", zs("NR_FREE_CMA_PAGES"))
 	}
 	if r.hasEnum("NR_UNACCEPTED") { // CONFIG_UNACCEPTED_MEMORY
@@ -368,7 +345,7 @@ func (r *reader) lines() {
 }
 
 func (r *reader) totalram() (int64, error) {
-	return r.once("totalram", func() (int64, error) { return r.symInt("_totalram_pages", true) })
+	return r.once("totalram", func() (int64, error) { return r.k.GlobalInt("_totalram_pages", "atomic_long_t") })
 }
 
 // ---- MemAvailable ----
@@ -406,90 +383,12 @@ func siMemAvailable(free, reserve, wmarkLow, pagecache, reclaimable int64) int64
 
 // availableInputs returns totalreserve_pages and the summed low watermarks.
 func (r *reader) availableInputs() (reserve, wmarkLow int64, err error) {
-	reserve, err = r.symInt("totalreserve_pages", false)
+	reserve, err = r.k.GlobalInt("totalreserve_pages", "unsigned long")
 	if err != nil {
 		return 0, 0, err
 	}
 	wmarkLow, err = r.wmarkLow()
 	return reserve, wmarkLow, err
-}
-
-// pgdats returns the addresses of the online nodes' struct pglist_data
-// (for_each_online_pgdat).
-func (r *reader) pgdats() ([]uint64, error) {
-	if !r.hasSym("node_data") {
-		a, _, err := r.symAddr("contig_page_data") // !CONFIG_NUMA
-		if err != nil {
-			return nil, err
-		}
-		return []uint64{a}, nil
-	}
-	nd, ndSize, err := r.symAddr("node_data")
-	if err != nil {
-		return nil, err
-	}
-	maxNodes := int(ndSize / 8)
-	if maxNodes == 0 || maxNodes > 1<<12 {
-		return nil, fmt.Errorf("node_data of %d bytes", ndSize)
-	}
-	online, err := r.nodeMask("N_ONLINE", maxNodes)
-	if err != nil {
-		return nil, err
-	}
-	var out []uint64
-	for _, nid := range online {
-		p, err := r.k.ReadPtr(nd + uint64(nid)*8)
-		if err != nil {
-			return nil, fmt.Errorf("node_data[%d]: %w", nid, err)
-		}
-		if p == 0 {
-			return nil, fmt.Errorf("node %d online but node_data[%d] is NULL", nid, nid)
-		}
-		out = append(out, p)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no online node in node_states[N_ONLINE]")
-	}
-	return out, nil
-}
-
-// nodeMask lists the nodes set in node_states[state].
-func (r *reader) nodeMask(state string, maxNodes int) ([]int, error) {
-	ns, nsSize, err := r.symAddr("node_states")
-	if err != nil {
-		return nil, err
-	}
-	st, err := r.enum(state)
-	if err != nil {
-		return nil, err
-	}
-	nr, err := r.enum("NR_NODE_STATES")
-	if err != nil {
-		return nil, err
-	}
-	if nr <= 0 || st < 0 || st >= nr || nsSize%uint64(nr) != 0 {
-		return nil, fmt.Errorf("node_states: %d bytes for %d states", nsSize, nr)
-	}
-	maskSize := nsSize / uint64(nr)
-	return r.bitmap(ns+uint64(st)*maskSize, maskSize, maxNodes)
-}
-
-// bitmap lists the set bits below limit of size bytes of unsigned longs at va.
-func (r *reader) bitmap(va, size uint64, limit int) ([]int, error) {
-	if size == 0 || size > 1<<16 {
-		return nil, fmt.Errorf("bitmap of %d bytes", size)
-	}
-	b := make([]byte, size)
-	if err := r.k.ReadVirt(b, va); err != nil {
-		return nil, err
-	}
-	var out []int
-	for i := 0; i < limit && i/8 < len(b); i++ {
-		if b[i/8]&(1<<(i%8)) != 0 {
-			out = append(out, i)
-		}
-	}
-	return out, nil
 }
 
 // wmarkLow is Σ low_wmark_pages(zone) for_each_zone: every zone of every
@@ -500,13 +399,13 @@ func (r *reader) wmarkLow() (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		pgdats, err := r.pgdats()
+		nodes, err := r.mm.Nodes()
 		if err != nil {
 			return 0, err
 		}
 		var total int64
-		for _, pg := range pgdats {
-			zones := r.k.Object(pg, "struct pglist_data").Field("node_zones")
+		for _, n := range nodes {
+			zones := r.k.Object(n.Pgdat, "struct pglist_data").Field("node_zones")
 			if zones.Err() != nil {
 				return 0, zones.Err()
 			}
@@ -574,15 +473,15 @@ func (r *reader) buffers() (int64, error) {
 
 // swapinfo is si_swapinfo(): totalswap and freeswap in pages.
 func (r *reader) swapinfo() (total, free int64, err error) {
-	tot, err := r.symInt("total_swap_pages", true)
+	tot, err := r.k.GlobalInt("total_swap_pages", "long")
 	if err != nil {
 		return 0, 0, err
 	}
-	fr, err := r.symInt("nr_swap_pages", true)
+	fr, err := r.k.GlobalInt("nr_swap_pages", "atomic_long_t")
 	if err != nil {
 		return 0, 0, err
 	}
-	n, err := r.symInt("nr_swapfiles", false)
+	n, err := r.k.GlobalInt("nr_swapfiles", "unsigned int")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -643,13 +542,13 @@ func (r *reader) zswap() {
 	if r.hasSym("zswap_pool_total_size") {
 		// Before 6.10: a u64 byte count, printed >> 10.
 		r.add("Zswap", "kB", "zswap_pool_total_size >> 10", func() (int64, error) {
-			b, err := r.symInt("zswap_pool_total_size", false)
+			b, err := r.k.GlobalInt("zswap_pool_total_size", "u64")
 			return b >> 10, err
 		})
 	} else {
 		r.pages("Zswap", "zswap_total_pages(): Σ pool pages over zswap_pools", r.zswapTotalPages)
 	}
-	r.pages("Zswapped", "zswap_stored_pages", func() (int64, error) { return r.symInt("zswap_stored_pages", true) })
+	r.pages("Zswapped", "zswap_stored_pages", func() (int64, error) { return r.k.GlobalInt("zswap_stored_pages", "atomic_long_t", "atomic_t") })
 }
 
 func (r *reader) zswapTotalPages() (int64, error) {
@@ -714,7 +613,7 @@ func (r *reader) hugetlbTotal() (int64, error) {
 }
 
 func (r *reader) commitLimit() (int64, error) {
-	kb, err := r.symInt("sysctl_overcommit_kbytes", false)
+	kb, err := r.k.GlobalInt("sysctl_overcommit_kbytes", "unsigned long")
 	if err != nil {
 		return 0, err
 	}
@@ -730,14 +629,14 @@ func (r *reader) commitLimit() (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		ratio, err := r.symInt("sysctl_overcommit_ratio", true)
+		ratio, err := r.k.GlobalInt("sysctl_overcommit_ratio", "int")
 		if err != nil {
 			return 0, err
 		}
 		allowed = int64(uint64(tr-ht) * uint64(ratio) / 100)
 	}
 	if r.hasSym("total_swap_pages") {
-		sw, err := r.symInt("total_swap_pages", true)
+		sw, err := r.k.GlobalInt("total_swap_pages", "long")
 		if err != nil {
 			return 0, err
 		}
@@ -786,18 +685,18 @@ func (r *reader) committed() (int64, error) {
 			}
 		}
 		if extra > 0 {
-			switch sumsDying(r.k.Release) {
+			switch sumsDying(r.k.Release()) {
 			case 1:
 				for c := range dying {
 					cpus[c] = true
 				}
 			case 0:
-				r.warnf("Committed_AS: release %q unknown; %d dying CPU(s) left out of the sum", r.k.Release, extra)
+				r.warnf("Committed_AS: release %q unknown; %d dying CPU(s) left out of the sum", r.k.Release(), extra)
 			}
 		}
 	}
 	for c := range cpus {
-		v, err := r.readInt(ctrs+offs[c], 4, true)
+		v, err := r.k.Object(ctrs+offs[c], "s32").Int()
 		if err != nil {
 			return 0, fmt.Errorf("vm_committed_as.counters on CPU %d: %w", c, err)
 		}
@@ -830,17 +729,15 @@ func sumsDying(release string) int {
 
 // cpuMask returns the CPUs below n set in the struct cpumask symbol.
 func (r *reader) cpuMask(sym string, n int) (map[int]bool, error) {
-	a, size, err := r.symAddr(sym)
+	cpus, err := r.mm.CPUMask(sym)
 	if err != nil {
 		return nil, err
 	}
-	bits, err := r.bitmap(a, size, n)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", sym, err)
-	}
-	m := make(map[int]bool, len(bits))
-	for _, c := range bits {
-		m[c] = true
+	m := make(map[int]bool, len(cpus))
+	for _, c := range cpus {
+		if c < n {
+			m[c] = true
+		}
 	}
 	return m, nil
 }
@@ -852,12 +749,12 @@ func (r *reader) vmallocTotal() (int64, error) {
 	// 5-level paging, 32 with 4; VMALLOC_END is VMALLOC_START + size - 1,
 	// a quarter of that under KMSAN.
 	var tb uint64 = 32
-	switch r.k.Levels {
+	switch r.k.Layout().Levels {
 	case 5:
 		tb = 12800
 	case 4:
 	default:
-		return 0, fmt.Errorf("%d-level paging", r.k.Levels)
+		return 0, fmt.Errorf("%d-level paging", r.k.Layout().Levels)
 	}
 	size := tb << 40
 	if r.hasSym("kmsan_enabled") {
@@ -869,7 +766,7 @@ func (r *reader) vmallocTotal() (int64, error) {
 // ---- EarlyMemtestBad ----
 
 func (r *reader) memtest() {
-	done, err := r.symInt("early_memtest_done", false)
+	done, err := r.k.GlobalInt("early_memtest_done", "_Bool")
 	if err != nil {
 		r.warnf("EarlyMemtestBad: left out: %v", err)
 		return
@@ -878,7 +775,7 @@ func (r *reader) memtest() {
 		return
 	}
 	r.add("EarlyMemtestBad", "kB", "early_memtest_bad_size >> 10 (at least 1 if any)", func() (int64, error) {
-		b, err := r.symInt("early_memtest_bad_size", false)
+		b, err := r.k.GlobalInt("early_memtest_bad_size", "phys_addr_t")
 		if err != nil {
 			return 0, err
 		}
@@ -903,11 +800,11 @@ func (r *reader) hstates() ([]hstate, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := r.symInt("hugetlb_max_hstate", true)
+	n, err := r.k.GlobalInt("hugetlb_max_hstate", "int")
 	if err != nil {
 		return nil, err
 	}
-	def, err := r.symInt("default_hstate_idx", false)
+	def, err := r.k.GlobalInt("default_hstate_idx", "unsigned int")
 	if err != nil {
 		return nil, err
 	}
@@ -996,7 +893,8 @@ func (r *reader) directMap() {
 			if i < 0 || uint64(i+1)*8 > size {
 				return 0, fmt.Errorf("%s = %d beyond direct_pages_count (%d bytes)", name, i, size)
 			}
-			v, err := r.readInt(base+uint64(i)*8, 8, false)
+			u, err := r.k.Object(base+uint64(i)*8, "unsigned long").Uint()
+			v := int64(u)
 			if err != nil {
 				return 0, fmt.Errorf("direct_pages_count[%s]: %w", name, err)
 			}
@@ -1005,7 +903,7 @@ func (r *reader) directMap() {
 	}
 	r.add("DirectMap4k", "kB", "direct_pages_count[PG_LEVEL_4K] << 2", level("PG_LEVEL_4K", 2))
 	r.add("DirectMap2M", "kB", "direct_pages_count[PG_LEVEL_2M] << 11", level("PG_LEVEL_2M", 11))
-	gb, err := r.symInt("direct_gbpages", true)
+	gb, err := r.k.GlobalInt("direct_gbpages", "int")
 	if err != nil {
 		r.warnf("DirectMap1G: left out: %v", err)
 		return

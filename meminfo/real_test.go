@@ -242,8 +242,12 @@ func TestRealStructure(t *testing.T) {
 		if g("MemFree") > g("MemTotal") || g("MemAvailable") > g("MemTotal") {
 			t.Errorf("MemFree %d / MemAvailable %d above MemTotal %d", g("MemFree"), g("MemAvailable"), g("MemTotal"))
 		}
-		if g("KernelStack")%16 != 0 {
-			t.Errorf("KernelStack %d kB is not a whole number of 16 kB stacks", g("KernelStack"))
+		// With VMAP_STACK a stack is accounted page by page, each page on
+		// its own node (account_kernel_stack: PAGE_SIZE / 1024 per page),
+		// and per-CPU deltas are not folded in: the guest's own meminfo on
+		// the NUMA fixture shows 1244 kB. Whole pages is what holds.
+		if g("KernelStack")%4 != 0 {
+			t.Errorf("KernelStack %d kB is not a whole number of 4 kB stack pages", g("KernelStack"))
 		}
 		if g("Slab") == 0 || g("Percpu") == 0 || g("Committed_AS") == 0 || g("VmallocUsed") == 0 {
 			t.Errorf("an empty counter on a running kernel: Slab %d Percpu %d Committed_AS %d VmallocUsed %d",

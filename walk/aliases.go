@@ -33,31 +33,35 @@ func (w *Walker) Aliases() (map[uint64][]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("walk: aliases: %w", err)
 	}
-	kn := structType(k, "kernfs_node")
-	if kn == nil {
-		return nil, fmt.Errorf("walk: aliases: no struct kernfs_node")
+	kn := &prober{k: k, st: "struct kernfs_node"}
+	fName := kn.req("name")
+	fRB := kn.req("rb")
+	fChildren := kn.req("dir.children")
+	fTarget := kn.req("symlink.target_kn")
+	fPriv := kn.req("priv")
+	fFlags := kn.req("flags")
+	kc := &prober{k: k, st: "struct kmem_cache"}
+	kcKobj := kc.req("kobj")
+	rb := &prober{k: k, st: "struct rb_node"}
+	fRight, fLeft := rb.req("rb_right"), rb.req("rb_left")
+	for _, p := range []*prober{kn, kc, rb} {
+		if p.err != nil {
+			return nil, fmt.Errorf("walk: aliases: %w", p.err)
+		}
 	}
-	fName := probe(k, kn, "name")
-	fRB := probe(k, kn, "rb")
-	fChildren := probe(k, kn, "dir.children")
-	fTarget := probe(k, kn, "symlink.target_kn")
-	fPriv := probe(k, kn, "priv")
-	fFlags := probe(k, kn, "flags")
-	kcKobj := probe(k, structType(k, "kmem_cache"), "kobj")
-	if !fName.ok || !fRB.ok || !fChildren.ok || !fTarget.ok || !fPriv.ok || !fFlags.ok || !kcKobj.ok {
-		return nil, fmt.Errorf("walk: aliases: unexpected kernfs_node layout")
+	knSize, err := k.SizeOf("struct kernfs_node")
+	if err != nil {
+		return nil, fmt.Errorf("walk: aliases: %w", err)
 	}
-	rbNode := structType(k, "rb_node")
-	fRight, fLeft := probe(k, rbNode, "rb_right"), probe(k, rbNode, "rb_left")
 
-	root, err := k.ReadPtr(dir + uint64(fChildren.off))
+	root, err := k.ReadPtr(dir + fChildren.Offset())
 	if err != nil {
 		return nil, fmt.Errorf("walk: aliases: %w", err)
 	}
 	// In-order walk of the rb-tree of children with an explicit stack, bounded.
 	out := make(map[uint64][]string)
 	names := make(map[uint64]string) // cache -> the name of its own directory
-	buf := make([]byte, kn.Size)
+	buf := make([]byte, knSize)
 	var stack []uint64
 	seen := make(map[uint64]bool)
 	for n := root; n != 0 || len(stack) > 0; {
@@ -67,29 +71,33 @@ func (w *Walker) Aliases() (map[uint64][]string, error) {
 			}
 			seen[n] = true
 			stack = append(stack, n)
-			if n, err = k.ReadPtr(n + uint64(fLeft.off)); err != nil {
+			if n, err = k.ReadPtr(n + fLeft.Offset()); err != nil {
 				return nil, fmt.Errorf("walk: aliases: %w", err)
 			}
 		}
 		n = stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		node := n - uint64(fRB.off)
+		node := n - fRB.Offset()
 		if err := k.ReadVirt(buf, node); err != nil {
 			return nil, fmt.Errorf("walk: aliases: kernfs_node %#x: %w", node, err)
 		}
-		name, err := k.ReadCString(fName.u64(buf), 256)
+		d := kernel.Decode(buf)
+		namePtr, flags, targetKN := d.Uint(fName), d.Uint(fFlags), d.Uint(fTarget)
+		if err := d.Err(); err != nil {
+			return nil, fmt.Errorf("walk: aliases: kernfs_node %#x: %w", node, err)
+		}
+		name, err := k.ReadCString(namePtr, 256)
 		if err != nil {
 			return nil, fmt.Errorf("walk: aliases: kernfs_node %#x name: %w", node, err)
 		}
 		name = kernel.Printable(name)
-		flags := fFlags.val(buf)
 		target := node
 		if flags&kernfsTypeMask == kernfsLink {
-			target = fTarget.u64(buf)
+			target = targetKN
 		}
-		priv, err := k.ReadPtr(target + uint64(fPriv.off))
+		priv, err := k.ReadPtr(target + fPriv.Offset())
 		if err == nil && priv != 0 {
-			cache := priv - uint64(kcKobj.off)
+			cache := priv - kcKobj.Offset()
 			if _, ok := w.byAddr[cache]; ok {
 				if flags&kernfsTypeMask == kernfsLink {
 					out[cache] = append(out[cache], name)
@@ -98,7 +106,7 @@ func (w *Walker) Aliases() (map[uint64][]string, error) {
 				}
 			}
 		}
-		if n, err = k.ReadPtr(n + uint64(fRight.off)); err != nil {
+		if n, err = k.ReadPtr(n + fRight.Offset()); err != nil {
 			return nil, fmt.Errorf("walk: aliases: %w", err)
 		}
 	}

@@ -8,6 +8,9 @@ import (
 // Census is the state of every slab cache in one dump. It is data: the
 // commands render it, and attribution and comparison consume it.
 type Census struct {
+	// Schema is the version of this structure as JSON: CensusSchema, raised
+	// when a field changes meaning or goes away (added fields keep it).
+	Schema   int           `json:"schema"`
 	Release  string        `json:"release"`
 	Dump     string        `json:"dump"`
 	Method   string        `json:"method"` // "census" (per object) — counters are kept per cache
@@ -22,6 +25,9 @@ type Census struct {
 	// PagesScanned counts the struct pages the census visited.
 	PagesScanned uint64 `json:"pages_scanned"`
 }
+
+// CensusSchema is the version of the Census JSON this package writes.
+const CensusSchema = 1
 
 // CacheStats is one slab cache. Allocated/Total/Slabs are the census; the
 // Counters field holds what crash's counter method gives.
@@ -80,9 +86,13 @@ type NodeStats struct {
 // CounterStats is crash's `kmem -s` computation: node totals minus the free
 // objects found on CPU slabs, CPU freelists, CPU partial and node partial lists.
 type CounterStats struct {
-	Allocated int64 `json:"allocated"`
-	Total     int64 `json:"total"`
-	Slabs     int64 `json:"slabs"`
+	// Unavailable says why the kernel keeps no counters to compare with
+	// (without CONFIG_SLUB_DEBUG kmem_cache_node has no nr_slabs or
+	// total_objects); the numbers below are then not computed.
+	Unavailable string `json:"unavailable,omitempty"`
+	Allocated   int64  `json:"allocated"`
+	Total       int64  `json:"total"`
+	Slabs       int64  `json:"slabs"`
 	// Free objects by list, as counted there.
 	CPUSlab     int64 `json:"cpu_slab"`
 	CPUFreelist int64 `json:"cpu_freelist"`

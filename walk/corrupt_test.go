@@ -74,9 +74,13 @@ func openWalker(t *testing.T, m *fixture.Manifest, path string, words map[int64]
 // A slab with a non-empty freelist, of a cache with several slabs.
 func partialSlab(t *testing.T, w *Walker) (ci *cacheInfo, slabVA, head uint64) {
 	_, _, err := w.scanSlabsOrdered(func(s slabVisit) bool {
-		c := w.byAddr[w.l.slabCache.u64(s.raw)]
-		fl := w.l.slabFreelist.u64(s.raw)
-		if c != nil && fl != 0 && w.l.slabObjects.val(s.raw) > 4 && c.stats.Name != "kmem_cache" {
+		c, _ := w.cacheOf(s.raw)
+		d := kernel.Decode(s.raw)
+		fl, objects := d.Uint(w.l.slabFreelist), d.Uint(w.l.slabObjects)
+		if d.Err() != nil {
+			t.Fatal(d.Err())
+		}
+		if c != nil && fl != 0 && objects > 4 && c.stats.Name != "kmem_cache" {
 			ci, slabVA, head = c, s.slabVA, fl
 			return false
 		}
@@ -105,7 +109,7 @@ func TestCorruptSlabs(t *testing.T) {
 	ci, slabVA, head := partialSlab(t, w0)
 	k := w0.k
 	ptrAddr := head + ci.offset // where the head object's free pointer is stored
-	off := fileOffset(t, k.Dump, ptrAddr-k.PageOffset)
+	off := fileOffset(t, k.Dump(), ptrAddr-k.Layout().PageOffset)
 	encode := func(next uint64) uint64 { return next ^ ci.random ^ bits.ReverseBytes64(ptrAddr) }
 
 	// A node partial list made to loop: its first slab's slab_list.next
@@ -116,7 +120,7 @@ func TestCorruptSlabs(t *testing.T) {
 		if c.nodes[0] == 0 || listCache != nil {
 			continue
 		}
-		for e, err := range k.ListHead(c.nodes[0]+uint64(w0.l.nodePartial.off), 100) {
+		for e, err := range k.ListHead(c.nodes[0]+w0.l.nodePartial.Offset(), 100) {
 			if err == nil && listCache == nil {
 				listCache, listNext = c, e
 			}
@@ -125,11 +129,11 @@ func TestCorruptSlabs(t *testing.T) {
 	if listCache == nil {
 		t.Fatal("no cache has a node partial slab")
 	}
-	pa, _, err := k.Xlat.Translate(listNext)
+	pa, err := k.Translate(listNext)
 	if err != nil {
 		t.Fatal(err)
 	}
-	listOff := fileOffset(t, k.Dump, pa)
+	listOff := fileOffset(t, k.Dump(), pa)
 
 	for _, tc := range []struct {
 		name  string

@@ -1,7 +1,10 @@
 package walk
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/vmleak/vmleak/kernel"
 )
 
 // maxListSlabs bounds a partial list walk.
@@ -17,8 +20,10 @@ func (w *Walker) slabHeader(slab uint64) ([]byte, error) {
 }
 
 // freeOf is a slab's objects - inuse: its free objects as the kernel counts them.
-func (w *Walker) freeOf(b []byte) int64 {
-	return int64(w.l.slabObjects.val(b)) - int64(w.l.slabInuse.val(b))
+func (w *Walker) freeOf(b []byte) (int64, error) {
+	d := kernel.Decode(b)
+	objects, inuse := d.Uint(w.l.slabObjects), d.Uint(w.l.slabInuse)
+	return int64(objects) - int64(inuse), d.Err()
 }
 
 // counters computes crash's `kmem -s` numbers for one cache: TOTAL and SLABS
@@ -31,31 +36,48 @@ func (w *Walker) counters(ci *cacheInfo) (CounterStats, map[int]NodeStats, []str
 	var c CounterStats
 	var problems []string
 	perNode := make(map[int]NodeStats) // the kernel's own per-node counters
+	if !l.nodeNrSlabs.Present() || !l.nodeTotalObjects.Present() {
+		c.Unavailable = "struct kmem_cache_node has no nr_slabs/total_objects (CONFIG_SLUB_DEBUG off)"
+		return c, perNode, nil
+	}
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	for node, kn := range ci.nodes {
+	b := make([]byte, l.nodeSize)
+	for _, node := range w.nodeIDs {
+		kn := ci.nodes[node]
 		if kn == 0 {
 			continue
 		}
-		b := make([]byte, l.nodeTotalObjects.off+8)
 		if err := w.k.ReadVirt(b, kn); err != nil {
 			bad("node %d: kmem_cache_node at %#x: %v", node, kn, err)
 			continue
 		}
-		perNode[node] = NodeStats{Node: node, Partial: int64(l.nodeNrPartial.u64(b)),
-			KernelSlabs: int64(l.nodeNrSlabs.u64(b)), KernelTotal: int64(l.nodeTotalObjects.u64(b))}
-		c.Slabs += int64(l.nodeNrSlabs.u64(b))
-		c.Total += int64(l.nodeTotalObjects.u64(b))
-		for e, err := range w.k.ListHead(kn+uint64(l.nodePartial.off), maxListSlabs) {
+		d := kernel.Decode(b)
+		ns := NodeStats{Node: node, Partial: int64(d.Uint(l.nodeNrPartial)),
+			KernelSlabs: int64(d.Uint(l.nodeNrSlabs)), KernelTotal: int64(d.Uint(l.nodeTotalObjects))}
+		if err := d.Err(); err != nil {
+			bad("node %d: kmem_cache_node at %#x: %v", node, kn, err)
+			continue
+		}
+		perNode[node] = ns
+		c.Slabs += ns.KernelSlabs
+		c.Total += ns.KernelTotal
+		for e, err := range w.k.ListHead(kn+l.nodePartial.Offset(), maxListSlabs) {
 			if err != nil {
 				bad("node %d partial list: %v", node, err)
 				break
 			}
-			sb, err := w.slabHeader(e - uint64(l.slabList.off))
+			slab := e - l.slabList.Offset()
+			sb, err := w.slabHeader(slab)
 			if err != nil {
-				bad("node %d partial slab %#x: %v", node, e-uint64(l.slabList.off), err)
+				bad("node %d partial slab %#x: %v", node, slab, err)
 				continue
 			}
-			c.NodePartial += w.freeOf(sb)
+			free, err := w.freeOf(sb)
+			if err != nil {
+				bad("node %d partial slab %#x: %v", node, slab, err)
+				continue
+			}
+			c.NodePartial += free
 		}
 	}
 	for _, cs := range ci.cpus {
@@ -67,17 +89,25 @@ func (w *Walker) counters(ci *cacheInfo) (CounterStats, map[int]NodeStats, []str
 			bad("CPU %d slab %#x: %v", cs.cpu, cs.slab, err)
 			continue
 		}
-		c.CPUSlab += w.freeOf(sb)
+		free, err := w.freeOf(sb)
+		if err != nil {
+			bad("CPU %d slab %#x: %v", cs.cpu, cs.slab, err)
+			continue
+		}
+		c.CPUSlab += free
 		if cs.freelist != 0 {
-			objs := l.slabObjects.val(sb)
-			free := make([]uint64, (objs+63)/64)
-			n, err := w.walkFreelist(ci, w.slabRangeOf(ci, cs.slab, objs), cs.freelist, free)
+			r, err := w.slabRangeOf(ci, cs.slab, sb)
+			if err != nil {
+				bad("CPU %d slab %#x: %v", cs.cpu, cs.slab, err)
+				continue
+			}
+			n, err := w.walkFreelist(ci, r, cs.freelist, make([]uint64, (r.n+63)/64))
 			c.CPUFreelist += n
 			if err != nil {
 				bad("CPU %d freelist: %v", cs.cpu, err)
 			}
 		}
-		if !l.cpuPartial.ok || !l.slabNext.ok {
+		if !l.cpuPartial.Present() || !l.slabNext.Present() {
 			continue
 		}
 		// The CPU partial chain is linked through slab->next (NULL-terminated).
@@ -93,22 +123,31 @@ func (w *Walker) counters(ci *cacheInfo) (CounterStats, map[int]NodeStats, []str
 				bad("CPU %d partial slab %#x: %v", cs.cpu, p, err)
 				break
 			}
-			c.CPUPartial += w.freeOf(sb)
-			p = l.slabNext.u64(sb)
+			free, err := w.freeOf(sb)
+			next, err2 := l.slabNext.Uint(sb)
+			if err := errors.Join(err, err2); err != nil {
+				bad("CPU %d partial slab %#x: %v", cs.cpu, p, err)
+				break
+			}
+			c.CPUPartial += free
+			p = next
 		}
 	}
 	c.Allocated = c.Total - c.CPUSlab - c.CPUFreelist - c.CPUPartial - c.NodePartial
 	return c, perNode, problems
 }
 
-// slabRangeOf describes a slab's objects from its struct slab address: the
-// slab's memory is the direct-map address of the page the struct describes.
-func (w *Walker) slabRangeOf(ci *cacheInfo, slab, objects uint64) slabRange {
-	pfn := (slab - w.k.VmemmapBase) / uint64(w.l.pageSize)
-	return slabRange{
-		base:    w.k.PageOffset + pfn*w.k.Dump.PageSize(),
-		size:    ci.size,
-		n:       objects,
-		redLeft: ci.redLeft,
+// slabRangeOf describes a slab's objects from its struct slab address and
+// bytes: the slab's memory is the direct-map address of the page the
+// struct describes.
+func (w *Walker) slabRangeOf(ci *cacheInfo, slab uint64, raw []byte) (slabRange, error) {
+	pfn, off, ok := w.mm.PagePFN(slab)
+	if !ok || off != 0 {
+		return slabRange{}, fmt.Errorf("walk: %#x is not a struct page address", slab)
 	}
+	objects, err := w.l.slabObjects.Uint(raw)
+	if err != nil {
+		return slabRange{}, err
+	}
+	return slabRange{base: w.mm.Virt(pfn), size: ci.size, n: objects, redLeft: ci.redLeft}, nil
 }

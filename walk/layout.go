@@ -27,271 +27,190 @@
 package walk
 
 import (
+	"errors"
 	"fmt"
 
-	"github.com/vmleak/vmleak/kdwarf"
 	"github.com/vmleak/vmleak/kernel"
 )
 
-// field is a member's location; ok is false when the kernel lacks it.
-type field struct {
-	off, bitOff, bitSize int64
-	size                 int64 // bytes of the member's type
-	ok                   bool
-}
-
-// layout holds the offsets the walkers need, probed once per kernel.
+// layout holds the members the walkers need, probed once per kernel. An
+// optional member a kernel lacks is the zero kernel.Member (Present false).
 type layout struct {
 	// struct kmem_cache
 	cacheName, cacheObjSize, cacheSize, cacheOffset, cacheRandom, cacheRedLeft,
-	cacheOO, cacheFlags, cacheCPUSlab, cacheNode, cacheList, cacheCPUSheaves, cachePerNode field
-	perNodeSize int64 // element size of per_node[] (7.1+)
-	perNodeNode field // kmem_cache_per_node_ptrs.node
-	perNodeBarn field
+	cacheOO, cacheFlags, cacheCPUSlab, cacheNode, cacheList, cacheCPUSheaves, cachePerNode kernel.Member
+	perNodeSize int64         // element size of per_node[] (7.1+)
+	perNodeNode kernel.Member // kmem_cache_per_node_ptrs.node
+	perNodeBarn kernel.Member
 	maxNumNodes int64
-	// struct kmem_cache_cpu
-	cpuFreelist, cpuSlab, cpuPartial field
+	// struct kmem_cache_cpu (before 32c894c7274b, v7.0)
+	cpuSize                          int64
+	cpuFreelist, cpuSlab, cpuPartial kernel.Member
 	// struct kmem_cache_node
-	nodeNrPartial, nodePartial, nodeNrSlabs, nodeTotalObjects field
+	nodeSize                                                  int64
+	nodeNrPartial, nodePartial, nodeNrSlabs, nodeTotalObjects kernel.Member
 	// struct slab (or struct page before v5.17)
 	slabSize                                                            int64
-	slabCache, slabFreelist, slabInuse, slabObjects, slabList, slabNext field
-	slabRCUFunc                                                         field // rcu_head.func overlaying slab_list
-	// struct page
-	pageSize     int64
-	pageFlags    field
-	pageType     field
-	pageCompound field  // compound_head, or compound_info since d50569612c29 (v7.1)
-	slabFlagBit  int64  // PG_slab bit in page->flags (page-flag kernels)
-	slabPageType uint32 // PGTY_slab (top byte of page_type), 6.12+
-	pageTypeBase uint32 // PAGE_TYPE_BASE for the 6.10/6.11 inverted scheme
-	pageTypeSlab uint32 // PG_slab bit of the inverted scheme
-	slabTypeMode int    // slabByFlag, slabByTypeByte, slabByTypeBit
-	hardened     bool   // CONFIG_SLAB_FREELIST_HARDENED (kmem_cache.random exists)
+	slabCache, slabFreelist, slabInuse, slabObjects, slabList, slabNext kernel.Member
+	slabRCUFunc                                                         kernel.Member // rcu_head.func overlaying slab_list
+	hardened                                                            bool          // CONFIG_SLAB_FREELIST_HARDENED (kmem_cache.random exists)
 	// sheaves (7.x)
-	pcsMain, pcsSpare, sheafSize, sheafObjects, barnFull, sheafBarnList field
+	pcsSize                                                  int64
+	pcsMain, pcsSpare, sheafObjects, barnFull, sheafBarnList kernel.Member
 }
 
-const (
-	slabByFlag = iota
-	slabByTypeByte
-	slabByTypeBit
-)
-
-func probe(k *kernel.Kernel, t *kdwarf.Type, path string) field {
-	if t == nil {
-		return field{}
-	}
-	m, err := t.Field(path)
-	if err != nil {
-		return field{}
-	}
-	f := field{off: m.Offset, size: m.Type.Strip().Size, ok: true}
-	if m.BitSize != 0 {
-		f.bitOff, f.bitSize = m.BitOffset, m.BitSize
-	}
-	return f
+// prober resolves members of one struct type with a sticky error: a member
+// the kernel lacks is absent (Present false) from opt and an error from req.
+type prober struct {
+	k   *kernel.Kernel
+	st  string
+	err error
 }
 
-// structType returns a struct's full type, or nil when the kernel has none
-// (a version probe: absence is answered without a DWARF fallback).
-func structType(k *kernel.Kernel, name string) *kdwarf.Type {
-	if !k.Types.Has("struct " + name) {
-		return nil
+func (p *prober) opt(path string) kernel.Member {
+	if p.err != nil {
+		return kernel.Member{}
 	}
-	t, err := k.TypeOf("struct " + name)
+	m, err := p.k.Probe(p.st, path)
 	if err != nil {
-		return nil
+		p.err = err
 	}
-	t, err = k.Types.Resolve(t.Strip())
+	return m
+}
+
+func (p *prober) req(path string) kernel.Member {
+	if p.err != nil {
+		return kernel.Member{}
+	}
+	m, err := p.k.Member(p.st, path)
 	if err != nil {
-		return nil
+		p.err = fmt.Errorf("walk: %w", err)
 	}
-	return t
+	return m
 }
 
 // newLayout probes the kernel's SLUB types.
 func newLayout(k *kernel.Kernel) (*layout, error) {
 	l := &layout{}
-	kc := structType(k, "kmem_cache")
-	if kc == nil {
+	if !k.HasType("struct kmem_cache") {
 		return nil, fmt.Errorf("walk: the vmlinux has no struct kmem_cache (not a SLUB kernel?)")
 	}
-	l.cacheName = probe(k, kc, "name")
-	l.cacheObjSize = probe(k, kc, "object_size")
-	l.cacheSize = probe(k, kc, "size")
-	l.cacheOffset = probe(k, kc, "offset")
-	l.cacheRandom = probe(k, kc, "random")
-	l.cacheRedLeft = probe(k, kc, "red_left_pad")
-	l.cacheOO = probe(k, kc, "oo")
-	l.cacheFlags = probe(k, kc, "flags")
-	l.cacheCPUSlab = probe(k, kc, "cpu_slab")
-	l.cacheNode = probe(k, kc, "node")
-	l.cacheList = probe(k, kc, "list")
-	l.cacheCPUSheaves = probe(k, kc, "cpu_sheaves")
-	l.cachePerNode = probe(k, kc, "per_node")
-	l.hardened = l.cacheRandom.ok
-	for _, f := range []struct {
-		name string
-		f    field
-	}{{"name", l.cacheName}, {"object_size", l.cacheObjSize}, {"size", l.cacheSize}, {"offset", l.cacheOffset},
-		{"oo", l.cacheOO}, {"list", l.cacheList}} {
-		if !f.f.ok {
-			return nil, fmt.Errorf("walk: struct kmem_cache has no %s", f.name)
-		}
+	kc := &prober{k: k, st: "struct kmem_cache"}
+	l.cacheName = kc.req("name")
+	l.cacheObjSize = kc.req("object_size")
+	l.cacheSize = kc.req("size")
+	l.cacheOffset = kc.req("offset")
+	l.cacheOO = kc.req("oo")
+	l.cacheList = kc.req("list")
+	l.cacheFlags = kc.req("flags")
+	l.cacheRandom = kc.opt("random")
+	l.cacheRedLeft = kc.opt("red_left_pad")
+	l.cacheCPUSlab = kc.opt("cpu_slab")
+	l.cacheNode = kc.opt("node")
+	l.cacheCPUSheaves = kc.opt("cpu_sheaves")
+	l.cachePerNode = kc.opt("per_node")
+	if kc.err != nil {
+		return nil, kc.err
+	}
+	l.hardened = l.cacheRandom.Present()
+	kcT, err := k.StructType("struct kmem_cache")
+	if err != nil {
+		return nil, fmt.Errorf("walk: %w", err)
 	}
 	// node[MAX_NUMNODES] of pointers, or (7.1+, 5ba6bc27b1f9) per_node[] of {barn, node}.
-	if m, err := kc.Field("node"); err == nil {
+	if m, err := kcT.Field("node"); err == nil {
 		l.maxNumNodes = m.Type.Strip().Len
-	} else if m, err := kc.Field("per_node"); err == nil {
+	} else if m, err := kcT.Field("per_node"); err == nil {
 		at := m.Type.Strip()
 		l.maxNumNodes = at.Len
-		et, err := k.Types.Resolve(at.Elem.Strip())
+		et, err := k.Types().Resolve(at.Elem.Strip())
 		if err != nil {
 			return nil, fmt.Errorf("walk: kmem_cache.per_node: %w", err)
 		}
 		l.perNodeSize = et.Size
-		l.perNodeNode = probe(k, et, "node")
-		l.perNodeBarn = probe(k, et, "barn")
+		if l.perNodeNode, err = k.MemberOf(et, "node"); err != nil {
+			return nil, fmt.Errorf("walk: %w", err)
+		}
+		if l.perNodeBarn, err = k.MemberOf(et, "barn"); err != nil && !errors.Is(err, kernel.ErrAbsent) {
+			return nil, fmt.Errorf("walk: %w", err)
+		}
 	} else {
 		return nil, fmt.Errorf("walk: struct kmem_cache has neither node[] nor per_node[]")
 	}
-	if kcc := structType(k, "kmem_cache_cpu"); kcc != nil {
-		l.cpuFreelist = probe(k, kcc, "freelist")
-		l.cpuSlab = probe(k, kcc, "slab")
-		if !l.cpuSlab.ok {
-			l.cpuSlab = probe(k, kcc, "page") // before bb192ed9aa71 (v5.17)
+	if l.maxNumNodes <= 0 {
+		return nil, fmt.Errorf("walk: kmem_cache's node array has %d entries", l.maxNumNodes)
+	}
+	if k.HasType("struct kmem_cache_cpu") {
+		kcc := &prober{k: k, st: "struct kmem_cache_cpu"}
+		l.cpuFreelist = kcc.req("freelist")
+		if l.cpuSlab = kcc.opt("slab"); !l.cpuSlab.Present() {
+			l.cpuSlab = kcc.req("page") // before bb192ed9aa71 (v5.17)
 		}
-		l.cpuPartial = probe(k, kcc, "partial")
-	}
-	kn := structType(k, "kmem_cache_node")
-	if kn == nil {
-		return nil, fmt.Errorf("walk: no struct kmem_cache_node")
-	}
-	l.nodeNrPartial = probe(k, kn, "nr_partial")
-	l.nodePartial = probe(k, kn, "partial")
-	l.nodeNrSlabs = probe(k, kn, "nr_slabs")
-	l.nodeTotalObjects = probe(k, kn, "total_objects")
-
-	page := structType(k, "page")
-	if page == nil {
-		return nil, fmt.Errorf("walk: no struct page")
-	}
-	l.pageSize = page.Size
-	l.pageFlags = probe(k, page, "flags")
-	l.pageType = probe(k, page, "page_type")
-	if l.pageCompound = probe(k, page, "compound_head"); !l.pageCompound.ok {
-		l.pageCompound = probe(k, page, "compound_info")
-	}
-	slab := structType(k, "slab") // d122019bf061 (v5.17)
-	if slab == nil {
-		slab = page
-	}
-	l.slabSize = slab.Size
-	l.slabCache = probe(k, slab, "slab_cache")
-	l.slabFreelist = probe(k, slab, "freelist")
-	l.slabInuse = probe(k, slab, "inuse")
-	l.slabObjects = probe(k, slab, "objects")
-	l.slabList = probe(k, slab, "slab_list")
-	if !l.slabList.ok {
-		l.slabList = probe(k, slab, "lru")
-	}
-	l.slabNext = probe(k, slab, "next")
-	l.slabRCUFunc = probe(k, slab, "rcu_head.func")
-	for _, f := range []struct {
-		name string
-		f    field
-	}{{"slab_cache", l.slabCache}, {"freelist", l.slabFreelist}, {"inuse", l.slabInuse}, {"objects", l.slabObjects}, {"slab_list", l.slabList}} {
-		if !f.f.ok {
-			return nil, fmt.Errorf("walk: struct slab has no %s", f.name)
+		l.cpuPartial = kcc.opt("partial") // CONFIG_SLUB_CPU_PARTIAL
+		if kcc.err != nil {
+			return nil, kcc.err
 		}
+		if l.cpuSize, err = k.SizeOf("struct kmem_cache_cpu"); err != nil {
+			return nil, fmt.Errorf("walk: %w", err)
+		}
+	}
+	kn := &prober{k: k, st: "struct kmem_cache_node"}
+	l.nodeNrPartial = kn.req("nr_partial")
+	l.nodePartial = kn.req("partial")
+	// CONFIG_SLUB_DEBUG: without it the kernel keeps no slab or object
+	// totals, and the counter method cannot be computed.
+	l.nodeNrSlabs = kn.opt("nr_slabs")
+	l.nodeTotalObjects = kn.opt("total_objects")
+	if kn.err != nil {
+		return nil, kn.err
+	}
+	if l.nodeSize, err = k.SizeOf("struct kmem_cache_node"); err != nil {
+		return nil, fmt.Errorf("walk: %w", err)
 	}
 
-	// How a slab page is marked.
-	enum := func(name string) (int64, bool) {
-		if !k.Types.HasEnumerator(name) {
-			return 0, false
+	slabType := "struct slab" // d122019bf061 (v5.17)
+	if !k.HasType(slabType) {
+		slabType = "struct page"
+	}
+	if l.slabSize, err = k.SizeOf(slabType); err != nil {
+		return nil, fmt.Errorf("walk: %w", err)
+	}
+	sl := &prober{k: k, st: slabType}
+	l.slabCache = sl.req("slab_cache")
+	l.slabFreelist = sl.req("freelist")
+	l.slabInuse = sl.req("inuse")
+	l.slabObjects = sl.req("objects")
+	if l.slabList = sl.opt("slab_list"); !l.slabList.Present() {
+		l.slabList = sl.req("lru")
+	}
+	l.slabNext = sl.opt("next")
+	l.slabRCUFunc = sl.opt("rcu_head.func")
+	if sl.err != nil {
+		return nil, sl.err
+	}
+
+	if k.HasType("struct slub_percpu_sheaves") {
+		pcs := &prober{k: k, st: "struct slub_percpu_sheaves"}
+		l.pcsMain = pcs.req("main")
+		l.pcsSpare = pcs.req("spare")
+		sh := &prober{k: k, st: "struct slab_sheaf"}
+		l.sheafObjects = sh.req("objects")
+		l.sheafBarnList = sh.opt("barn_list")
+		for _, p := range []*prober{pcs, sh} {
+			if p.err != nil {
+				return nil, p.err
+			}
 		}
-		v, err := k.Types.Enumerator(name)
-		return v, err == nil
-	}
-	if v, ok := enum("PGTY_slab"); ok && l.pageType.ok {
-		l.slabTypeMode, l.slabPageType = slabByTypeByte, uint32(v)
-	} else if base, ok := enum("PAGE_TYPE_BASE"); ok && l.pageType.ok {
-		if bit, ok := enum("PG_slab"); ok && bit >= 0x80 {
-			l.slabTypeMode, l.pageTypeBase, l.pageTypeSlab = slabByTypeBit, uint32(base), uint32(bit)
+		if l.pcsSize, err = k.SizeOf("struct slub_percpu_sheaves"); err != nil {
+			return nil, fmt.Errorf("walk: %w", err)
 		}
-	}
-	if l.slabTypeMode == slabByFlag {
-		v, err := k.Types.Enumerator("PG_slab")
-		if err != nil {
-			return nil, fmt.Errorf("walk: cannot tell slab pages: %w", err)
+		if k.HasType("struct node_barn") {
+			b := &prober{k: k, st: "struct node_barn"}
+			l.barnFull = b.req("sheaves_full")
+			if b.err != nil {
+				return nil, b.err
+			}
 		}
-		l.slabFlagBit = v
-		if !l.pageFlags.ok {
-			return nil, fmt.Errorf("walk: struct page has no flags")
-		}
-	}
-	if pcs := structType(k, "slub_percpu_sheaves"); pcs != nil {
-		l.pcsMain = probe(k, pcs, "main")
-		l.pcsSpare = probe(k, pcs, "spare")
-	}
-	if sh := structType(k, "slab_sheaf"); sh != nil {
-		l.sheafSize = probe(k, sh, "size")
-		l.sheafObjects = probe(k, sh, "objects")
-		l.sheafBarnList = probe(k, sh, "barn_list")
-	}
-	if b := structType(k, "node_barn"); b != nil {
-		l.barnFull = probe(k, b, "sheaves_full")
 	}
 	return l, nil
-}
-
-// val extracts an unsigned member (bitfield or 1/2/4/8-byte integer) from a
-// struct's bytes.
-func (f field) val(b []byte) uint64 {
-	if !f.ok {
-		return 0
-	}
-	if f.bitSize == 0 {
-		switch f.size {
-		case 8:
-			return f.u64(b)
-		case 4:
-			return uint64(f.u32(b))
-		case 2:
-			if f.off+2 <= int64(len(b)) {
-				return uint64(b[f.off]) | uint64(b[f.off+1])<<8
-			}
-		case 1:
-			if f.off < int64(len(b)) {
-				return uint64(b[f.off])
-			}
-		}
-		return 0
-	}
-	start := f.bitOff / 8
-	var x uint64
-	for i := int64(0); i < 8 && start+i < int64(len(b)); i++ {
-		x |= uint64(b[start+i]) << (8 * i)
-	}
-	x >>= uint(f.bitOff % 8)
-	return x & (1<<uint(f.bitSize) - 1)
-}
-
-func (f field) u64(b []byte) uint64 {
-	if !f.ok || f.off+8 > int64(len(b)) {
-		return 0
-	}
-	o := f.off
-	return uint64(b[o]) | uint64(b[o+1])<<8 | uint64(b[o+2])<<16 | uint64(b[o+3])<<24 |
-		uint64(b[o+4])<<32 | uint64(b[o+5])<<40 | uint64(b[o+6])<<48 | uint64(b[o+7])<<56
-}
-
-func (f field) u32(b []byte) uint32 {
-	if !f.ok || f.off+4 > int64(len(b)) {
-		return 0
-	}
-	o := f.off
-	return uint32(b[o]) | uint32(b[o+1])<<8 | uint32(b[o+2])<<16 | uint32(b[o+3])<<24
 }

@@ -3,10 +3,15 @@ package walk
 import (
 	"errors"
 	"fmt"
+
+	"github.com/vmleak/vmleak/kernel"
 )
 
 // ErrNotSlab: the address is not in slab memory.
 var ErrNotSlab = errors.New("walk: not a slab object")
+
+// ErrNoCache: no cache of that name is on slab_caches.
+var ErrNoCache = errors.New("walk: no such cache")
 
 // Object is one slab object.
 type Object struct {
@@ -67,21 +72,29 @@ func (s *slabState) allocated() int64 {
 // the slab header itself is implausible; freelist problems are in errs.
 func (w *Walker) readSlab(ci *cacheInfo, slabVA, pfn uint64, raw []byte) (*slabState, error) {
 	l := w.l
-	objects := l.slabObjects.val(raw)
+	d := kernel.Decode(raw)
+	objects, freelist := d.Uint(l.slabObjects), d.Uint(l.slabFreelist)
+	var rcuFunc uint64
+	if l.slabRCUFunc.Present() {
+		rcuFunc = d.Uint(l.slabRCUFunc)
+	}
+	if err := d.Err(); err != nil {
+		return nil, fmt.Errorf("slab %#x of %s: %w", slabVA, ci.stats.Name, err)
+	}
 	if objects == 0 || objects > ci.objPerSlab*8 {
 		return nil, fmt.Errorf("slab %#x of %s: %d objects", slabVA, ci.stats.Name, objects)
 	}
 	n := (objects + 63) / 64
 	s := &slabState{ci: ci, slabVA: slabVA, free: make([]uint64, n), cpu: make([]uint64, n), sheaf: make([]uint64, n),
-		r: slabRange{base: w.k.PageOffset + pfn*w.k.Dump.PageSize(), size: ci.size, n: objects, redLeft: ci.redLeft}}
-	if w.rcuFreeSlab != 0 && l.slabRCUFunc.ok && l.slabRCUFunc.u64(raw) == w.rcuFreeSlab {
+		r: slabRange{base: w.mm.Virt(pfn), size: ci.size, n: objects, redLeft: ci.redLeft}}
+	if w.rcuFreeSlab != 0 && rcuFunc == w.rcuFreeSlab {
 		// rcu_head.func overlays slab_list: it is rcu_free_slab only on a
 		// slab queued by call_rcu, never on a live list.
 		s.rcuPending = true
 		return s, nil
 	}
 	var err error
-	if s.nFree, err = w.walkFreelist(ci, s.r, l.slabFreelist.u64(raw), s.free); err != nil {
+	if s.nFree, err = w.walkFreelist(ci, s.r, freelist, s.free); err != nil {
 		s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: %w", slabVA, ci.stats.Name, err))
 	}
 	for _, head := range w.cpuFree[slabVA] {
@@ -106,55 +119,42 @@ func (s *slabState) object(i uint64) Object {
 		Addr: s.r.base + s.r.redLeft + i*s.r.size, Size: s.ci.stats.ObjectSize, Allocated: alloc, FreeOn: where}
 }
 
-// headPage returns the struct page address of the compound head of the page
-// at pageVA, given its bytes.
-func (w *Walker) headPage(pageVA uint64, raw []byte) uint64 {
-	// compound_head holds head|1; compound_info (v7.1) holds either head|1
-	// or, with HugeTLB vmemmap optimization, a mask|1.
-	f := w.l.pageCompound
-	if !f.ok {
-		return pageVA
-	}
-	info := f.u64(raw)
-	if info&1 == 0 {
-		return pageVA
-	}
-	if info-1 <= pageVA {
-		return info - 1
-	}
-	return pageVA & info
-}
-
 // FindObject says which slab object holds a kernel address, and whether it
-// is allocated.
+// is allocated. An address outside slab memory is ErrNotSlab.
 func (w *Walker) FindObject(va uint64) (*Object, error) {
-	k := w.k
-	ps := k.Dump.PageSize()
-	if va < k.PageOffset {
+	pfn, ok := w.mm.VirtPFN(va)
+	if !ok {
 		return nil, ErrNotSlab
 	}
-	pfn := (va - k.PageOffset) / ps
-	if pfn > 1<<40 {
-		return nil, ErrNotSlab
-	}
-	pageVA := k.VmemmapBase + pfn*uint64(w.l.pageSize)
-	raw := make([]byte, w.l.pageSize)
-	if err := k.ReadVirt(raw, pageVA); err != nil {
+	raw := make([]byte, w.mm.StructPageSize())
+	if err := w.mm.ReadStructPages(raw, pfn, 1); err != nil {
 		return nil, fmt.Errorf("walk: struct page of %#x: %w", va, err)
 	}
-	if head := w.headPage(pageVA, raw); head != pageVA {
-		pageVA = head
-		if err := k.ReadVirt(raw, pageVA); err != nil {
+	pageVA := w.mm.Page(pfn)
+	head, err := w.mm.CompoundHead(pageVA, raw)
+	if err != nil {
+		return nil, fmt.Errorf("walk: struct page of %#x: %w", va, err)
+	}
+	if head != pageVA {
+		hpfn, off, ok := w.mm.PagePFN(head)
+		if !ok || off != 0 {
+			return nil, fmt.Errorf("walk: struct page %#x of %#x has a bad compound head %#x", pageVA, va, head)
+		}
+		if err := w.mm.ReadStructPages(raw, hpfn, 1); err != nil {
 			return nil, fmt.Errorf("walk: head page of %#x: %w", va, err)
 		}
-		pfn = (pageVA - k.VmemmapBase) / uint64(w.l.pageSize)
+		pageVA, pfn = head, hpfn
 	}
-	if !w.isSlab(raw) {
+	slab, err := w.mm.IsSlab(raw)
+	if err != nil {
+		return nil, fmt.Errorf("walk: struct page %#x: %w", pageVA, err)
+	}
+	if !slab {
 		return nil, ErrNotSlab
 	}
-	ci := w.byAddr[w.l.slabCache.u64(raw)]
+	ci, cache := w.cacheOf(raw)
 	if ci == nil {
-		return nil, fmt.Errorf("walk: %#x is in slab %#x of unknown cache %#x", va, pageVA, w.l.slabCache.u64(raw))
+		return nil, fmt.Errorf("walk: %#x is in slab %#x of unknown cache %#x", va, pageVA, cache)
 	}
 	s, err := w.readSlab(ci, pageVA, pfn, raw)
 	if err != nil {
@@ -184,11 +184,11 @@ func (w *Walker) Objects(cache string, all bool, yield func(Object, error) bool)
 		}
 	}
 	if ci == nil {
-		return fmt.Errorf("walk: no cache named %q (aliases name the cache they merged into: see slabs --wide)", cache)
+		return fmt.Errorf("%w: %q (aliases name the cache they merged into: see slabs --wide)", ErrNoCache, cache)
 	}
 	stop := false
 	_, unreadable, err := w.scanSlabsOrdered(func(s slabVisit) bool {
-		if w.l.slabCache.u64(s.raw) != ci.va {
+		if c, _ := w.cacheOf(s.raw); c != ci {
 			return true
 		}
 		st, err := w.readSlab(ci, s.slabVA, s.pfn, s.raw)

@@ -1,102 +1,28 @@
 package walk
 
 import (
-	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sort"
 	"sync"
 
 	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/kernel/mm"
 )
 
-// x86_64 sparsemem (arch/x86/include/asm/sparsemem.h).
-const (
-	sectionSizeBits  = 27
-	sectionHasMemMap = 1 << 1
-	maxSections      = 1 << 25 // 4 PiB of 128 MiB sections: bounds a corrupt count
-)
-
-// pfnRange is a run of page frames whose struct pages exist.
-type pfnRange struct{ start, end uint64 }
-
-// memoryRanges returns the pfn ranges of present memory sections, from
-// mem_section (SPARSEMEM_EXTREME: an array of root pointers to arrays of
-// struct mem_section). If those cannot be read (pages missing from the
-// dump), the sections holding the dump's physical ranges stand in.
-func (w *Walker) memoryRanges() ([]pfnRange, error) {
-	rs, err := w.sectionRanges()
-	if err == nil {
-		return rs, nil
-	}
-	w.warnf("%v; scanning the memory sections of the dump's physical ranges instead", err)
-	pfnPerSection := uint64(1) << (sectionSizeBits - 12)
-	ps := w.k.Dump.PageSize()
-	for _, r := range w.k.Dump.PhysRanges() {
-		start := r.Start / ps / pfnPerSection * pfnPerSection
-		end := (r.End/ps + pfnPerSection - 1) / pfnPerSection * pfnPerSection
-		if n := len(rs); n > 0 && rs[n-1].end >= start {
-			rs[n-1].end = max(rs[n-1].end, end)
-		} else {
-			rs = append(rs, pfnRange{start, end})
-		}
-	}
-	if len(rs) == 0 {
-		return nil, err
-	}
-	return rs, nil
-}
-
-func (w *Walker) sectionRanges() ([]pfnRange, error) {
-	k := w.k
-	ms := structType(k, "mem_section")
-	if ms == nil || ms.Size == 0 {
-		return nil, fmt.Errorf("walk: no struct mem_section")
-	}
-	mapOff := probe(k, ms, "section_mem_map")
-	perRoot := k.Dump.PageSize() / uint64(ms.Size)
-	highest, err := k.Var("__highest_present_section_nr", "unsigned long").Uint()
+// memoryRanges is the memory whose struct pages the scans read; a fallback
+// from mem_section to the dump's ranges is a warning.
+func (w *Walker) memoryRanges() ([]mm.PFNRange, error) {
+	rs, err := w.mm.MemoryRanges()
 	if err != nil {
 		return nil, err
 	}
-	if highest >= maxSections {
-		return nil, fmt.Errorf("walk: __highest_present_section_nr %d is implausible", highest)
+	if !rs.FromSections {
+		w.warnOnce.Do(func() {
+			w.warnf("%v; scanning the memory sections of the dump's physical ranges instead", rs.SectionsErr)
+		})
 	}
-	rootsVA, err := k.Var("mem_section", "unsigned long").Uint()
-	if err != nil {
-		return nil, err
-	}
-	pfnPerSection := uint64(1) << (sectionSizeBits - 12)
-	var out []pfnRange
-	var root uint64
-	buf := make([]byte, k.Dump.PageSize())
-	for nr := uint64(0); nr <= highest; nr++ {
-		if nr%perRoot == 0 {
-			root, err = k.ReadPtr(rootsVA + nr/perRoot*8)
-			if err != nil {
-				return nil, fmt.Errorf("walk: mem_section root %d: %w", nr/perRoot, err)
-			}
-			if root != 0 {
-				if err := k.ReadVirt(buf, root); err != nil {
-					return nil, fmt.Errorf("walk: mem_section root %d at %#x: %w", nr/perRoot, root, err)
-				}
-			}
-		}
-		if root == 0 {
-			continue
-		}
-		smm := mapOff.u64(buf[(nr%perRoot)*uint64(ms.Size):])
-		if smm&sectionHasMemMap == 0 {
-			continue
-		}
-		start := nr * pfnPerSection
-		if n := len(out); n > 0 && out[n-1].end == start {
-			out[n-1].end += pfnPerSection
-		} else {
-			out = append(out, pfnRange{start, start + pfnPerSection})
-		}
-	}
-	return out, nil
+	return rs.PFNs, nil
 }
 
 // slabVisit is one slab page found by the scan.
@@ -117,8 +43,8 @@ func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64,
 	type item struct{ start, end uint64 }
 	var items []item
 	for _, r := range ranges {
-		for s := r.start; s < r.end; s += chunk {
-			items = append(items, item{s, min(s+chunk, r.end)})
+		for s := r.Start; s < r.End; s += chunk {
+			items = append(items, item{s, min(s+chunk, r.End)})
 		}
 	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), 8))
@@ -131,7 +57,7 @@ func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64,
 			defer wg.Done()
 			var n uint64
 			var errs []badRange
-			buf := make([]byte, scanBatch*w.l.pageSize)
+			buf := make([]byte, scanBatch*w.mm.StructPageSize())
 			for it := range next {
 				n += w.scanRange(it.start, it.end, buf, &errs, func(s slabVisit) bool { visit(wk, s); return true })
 			}
@@ -180,20 +106,23 @@ const scanBatch = 64
 // scanRange visits the slab head pages among pfns [start, end); it returns
 // the number of struct pages read, and stops early when visit returns false.
 func (w *Walker) scanRange(start, end uint64, buf []byte, errs *[]badRange, visit func(slabVisit) bool) uint64 {
-	ps := uint64(w.l.pageSize)
+	ps := w.mm.StructPageSize()
 	var n uint64
 	for pfn := start; pfn < end; pfn += scanBatch {
 		cnt := min(scanBatch, end-pfn)
-		va := w.k.VmemmapBase + pfn*ps
-		b := buf[:cnt*ps]
-		if err := w.k.ReadVirt(b, va); err != nil {
+		if err := w.mm.ReadStructPages(buf, pfn, cnt); err != nil {
 			*errs = append(*errs, badRange{pfn, pfn + cnt, err})
 			continue
 		}
 		n += cnt
 		for i := uint64(0); i < cnt; i++ {
-			p := b[i*ps : (i+1)*ps]
-			if w.isSlab(p) && !visit(slabVisit{pfn: pfn + i, slabVA: va + i*ps, raw: p}) {
+			p := buf[i*ps : (i+1)*ps]
+			slab, err := w.mm.IsSlab(p)
+			if err != nil {
+				*errs = append(*errs, badRange{pfn + i, pfn + i + 1, err})
+				continue
+			}
+			if slab && !visit(slabVisit{pfn: pfn + i, slabVA: w.mm.Page(pfn + i), raw: p}) {
 				return n
 			}
 		}
@@ -207,10 +136,10 @@ func (w *Walker) scanSlabsOrdered(visit func(slabVisit) bool) (scanned uint64, u
 	if err != nil {
 		return 0, nil, err
 	}
-	buf := make([]byte, scanBatch*w.l.pageSize)
+	buf := make([]byte, scanBatch*w.mm.StructPageSize())
 	stopped := false
 	for _, r := range ranges {
-		scanned += w.scanRange(r.start, r.end, buf, &unreadable, func(s slabVisit) bool {
+		scanned += w.scanRange(r.Start, r.End, buf, &unreadable, func(s slabVisit) bool {
 			if !visit(s) {
 				stopped = true
 			}
@@ -221,20 +150,6 @@ func (w *Walker) scanSlabsOrdered(visit func(slabVisit) bool) (scanned uint64, u
 		}
 	}
 	return scanned, mergeBad(unreadable), nil
-}
-
-// isSlab tells whether a struct page is the head of a slab.
-func (w *Walker) isSlab(p []byte) bool {
-	l := w.l
-	switch l.slabTypeMode {
-	case slabByTypeByte:
-		// 4ffca5a96678 (v6.12): page_type holds PGTY_<type> in its top byte.
-		return l.pageType.u32(p)>>24 == l.slabPageType
-	case slabByTypeBit:
-		// 46df8e73a4a3 (v6.10): a type bit is set by clearing it under PAGE_TYPE_BASE.
-		return l.pageType.u32(p)&(l.pageTypeBase|l.pageTypeSlab) == l.pageTypeBase
-	}
-	return binary.LittleEndian.Uint64(p[l.pageFlags.off:])&(1<<uint(l.slabFlagBit)) != 0
 }
 
 // Census counts every cache's objects by visiting every slab page, and the
@@ -252,13 +167,11 @@ func (w *Walker) Census() (*Census, error) {
 	for i := range accs {
 		accs[i] = make(map[*cacheInfo]*acc)
 	}
-	nodeOf := w.nodeRanges()
 	var unknown sync.Map
 	scanned, unreadable, err := w.scanSlabs(func(wk int, s slabVisit) {
-		l := w.l
-		ci := w.byAddr[l.slabCache.u64(s.raw)]
+		ci, cache := w.cacheOf(s.raw)
 		if ci == nil {
-			unknown.Store(s.slabVA, l.slabCache.u64(s.raw))
+			unknown.Store(s.slabVA, cache)
 			return
 		}
 		a := accs[wk][ci]
@@ -290,7 +203,7 @@ func (w *Walker) Census() (*Census, error) {
 		a.cpuFree += st.nCPU
 		a.sheaf += st.nSheaf
 		a.alloc += alloc
-		node := nodeOf(s.pfn)
+		node, _ := w.mm.NodeOf(s.pfn)
 		nsx := a.nodes[node]
 		if nsx == nil {
 			nsx = &NodeStats{Node: node}
@@ -303,7 +216,13 @@ func (w *Walker) Census() (*Census, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Census{Release: k.Release, Dump: k.DumpPath, Method: "census", PagesScanned: scanned}
+	c := &Census{Schema: CensusSchema, Release: k.Release(), Dump: k.Path(), Method: "census", PagesScanned: scanned}
+	if n := k.ZeroFilled(); n > 0 {
+		// --zero-fill: the result must say it stands partly on invented zeros.
+		c.Warnings = append(c.Warnings, fmt.Sprintf("%d reads of memory missing from the dump returned zeros (--zero-fill): counts may be wrong", n))
+		c.Partial = true
+	}
+	c.Warnings = append(c.Warnings, k.Warnings()...)
 	for _, e := range unreadable {
 		c.Warnings = append(c.Warnings, e.String())
 	}
@@ -315,7 +234,10 @@ func (w *Walker) Census() (*Census, error) {
 		return true
 	})
 	for _, ci := range w.caches {
-		cs := ci.stats
+		// A copy: the census is the caller's, and a second Census call
+		// must not change the first one's result.
+		cs := new(CacheStats)
+		*cs = *ci.stats
 		total := &acc{nodes: make(map[int]*NodeStats)}
 		for _, m := range accs {
 			a := m[ci]
@@ -372,7 +294,7 @@ func (w *Walker) Census() (*Census, error) {
 		for _, p := range problems {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("cache %s: counters: %s", cs.Name, p))
 		}
-		w.explain(cs, len(unreadable) > 0 || k.Dump.ZeroFilled() > 0)
+		w.explain(cs, len(unreadable) > 0 || k.ZeroFilled() > 0)
 		if cs.UnreadableSlabs > 0 {
 			c.Partial = true
 		}
@@ -414,35 +336,12 @@ func (w *Walker) explain(cs *CacheStats, scanIncomplete bool) {
 	}
 }
 
-// nodeRanges returns a pfn → NUMA node function from node_data[].
-func (w *Walker) nodeRanges() func(pfn uint64) int {
-	type nr struct {
-		start, end uint64
-		node       int
+// cacheOf is the cache a slab's struct slab names (nil when it names none
+// on slab_caches), and the kmem_cache address it holds.
+func (w *Walker) cacheOf(raw []byte) (*cacheInfo, uint64) {
+	cache, err := w.l.slabCache.Uint(raw)
+	if err != nil {
+		return nil, 0
 	}
-	var rs []nr
-	k := w.k
-	base, err := k.Symbol("node_data")
-	if err == nil && w.nrNodes > 1 {
-		for n := 0; n < w.nrNodes; n++ {
-			p, err := k.ReadPtr(base + uint64(n)*8)
-			if err != nil || p == 0 {
-				continue
-			}
-			pg := k.Object(p, "struct pglist_data")
-			start, e1 := pg.Field("node_start_pfn").Uint()
-			span, e2 := pg.Field("node_spanned_pages").Uint()
-			if e1 == nil && e2 == nil {
-				rs = append(rs, nr{start, start + span, n})
-			}
-		}
-	}
-	return func(pfn uint64) int {
-		for _, r := range rs {
-			if pfn >= r.start && pfn < r.end {
-				return r.node
-			}
-		}
-		return 0
-	}
+	return w.byAddr[cache], cache
 }

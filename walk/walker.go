@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/kernel/mm"
 )
 
 // maxCaches bounds the slab_caches walk (a few hundred is typical).
@@ -37,13 +38,14 @@ type cpuSlab struct {
 // for concurrent use by the census workers.
 type Walker struct {
 	k      *kernel.Kernel
+	mm     *mm.MM
 	l      *layout
 	caches []*cacheInfo
 	byAddr map[uint64]*cacheInfo
 	// cpuFree maps a CPU slab's address to the heads of CPU freelists of it.
 	cpuFree map[uint64][]uint64
 	nrCPUs  int
-	nrNodes int
+	nodeIDs []int // nodes whose kmem_cache_node pointers are read
 	// enc is the freelist pointer encoding: encUnknown until the first
 	// pointer decides between swab and plain (hardened kernels).
 	enc         atomic.Int32
@@ -54,6 +56,7 @@ type Walker struct {
 
 	mu       sync.Mutex
 	warnings []string
+	warnOnce sync.Once // the mem_section fallback, said once
 }
 
 // cacheEntries returns the list_head addresses of slab_caches in order. If a
@@ -121,7 +124,14 @@ func New(k *kernel.Kernel) (*Walker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Walker{k: k, l: l, byAddr: make(map[uint64]*cacheInfo), cpuFree: make(map[uint64][]uint64)}
+	m, err := mm.New(k)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(l.slabSize) > m.StructPageSize() {
+		return nil, fmt.Errorf("walk: struct slab (%d bytes) is larger than struct page (%d)", l.slabSize, m.StructPageSize())
+	}
+	w := &Walker{k: k, mm: m, l: l, byAddr: make(map[uint64]*cacheInfo), cpuFree: make(map[uint64][]uint64)}
 	if !l.hardened {
 		w.enc.Store(encRaw)
 	}
@@ -130,11 +140,20 @@ func New(k *kernel.Kernel) (*Walker, error) {
 		return nil, err
 	}
 	w.nrCPUs = len(offs)
-	nn, err := k.Var("nr_node_ids", "unsigned int").Uint()
-	if err != nil || nn == 0 || int64(nn) > max(l.maxNumNodes, 1) {
-		nn = 1
+	nodes, err := m.Nodes()
+	if err != nil {
+		// Node 0 exists on every kernel; the others' slabs are still found
+		// by the census, but their kernel counters are not read.
+		w.warnf("walk: NUMA nodes: %v; reading node 0's kmem_cache_node only", err)
+		w.lost++
+		nodes = []mm.Node{{ID: 0}}
 	}
-	w.nrNodes = int(nn)
+	for _, n := range nodes {
+		if int64(n.ID) >= l.maxNumNodes {
+			return nil, fmt.Errorf("walk: node %d beyond kmem_cache's %d nodes", n.ID, l.maxNumNodes)
+		}
+		w.nodeIDs = append(w.nodeIDs, n.ID)
+	}
 	if a, err := k.Symbol("rcu_free_slab"); err == nil {
 		w.rcuFreeSlab = a
 	}
@@ -147,7 +166,7 @@ func New(k *kernel.Kernel) (*Walker, error) {
 		return nil, err
 	}
 	for _, e := range entries {
-		ci, err := w.readCache(e - uint64(l.cacheList.off))
+		ci, err := w.readCache(e - l.cacheList.Offset())
 		if err != nil {
 			w.warnf("%v", err)
 			w.lost++
@@ -175,48 +194,70 @@ func (w *Walker) Warnings() []string {
 func (w *Walker) readCache(va uint64) (*cacheInfo, error) {
 	l := w.l
 	// Everything up to the node array (and its used part) in one read.
-	n := l.cacheNode.off + int64(w.nrNodes)*8
-	if l.cachePerNode.ok {
-		n = l.cachePerNode.off + int64(w.nrNodes)*l.perNodeSize
+	last := int64(w.nodeIDs[len(w.nodeIDs)-1]) + 1
+	n := int64(l.cacheNode.Offset()) + last*8
+	if l.cachePerNode.Present() {
+		n = int64(l.cachePerNode.Offset()) + last*l.perNodeSize
 	}
 	b := make([]byte, n)
 	if err := w.k.ReadVirt(b, va); err != nil {
 		return nil, fmt.Errorf("walk: reading struct kmem_cache at %#x: %w", va, err)
 	}
-	namePtr := l.cacheName.u64(b)
+	d := kernel.Decode(b)
+	namePtr := d.Uint(l.cacheName)
+	oo := d.Uint(l.cacheOO)
+	ci := &cacheInfo{
+		va:         va,
+		size:       d.Uint(l.cacheSize),
+		offset:     d.Uint(l.cacheOffset),
+		objPerSlab: oo & 0xffff, // struct kmem_cache_order_objects: objects in the low 16 bits
+	}
+	objSize, flags := d.Uint(l.cacheObjSize), d.Uint(l.cacheFlags)
+	if l.cacheRandom.Present() {
+		ci.random = d.Uint(l.cacheRandom)
+	}
+	if l.cacheRedLeft.Present() {
+		ci.redLeft = d.Uint(l.cacheRedLeft)
+	}
+	if l.cacheCPUSlab.Present() {
+		ci.cpuSlab = d.Uint(l.cacheCPUSlab)
+	}
+	if l.cacheCPUSheaves.Present() {
+		ci.cpuSheaves = d.Uint(l.cacheCPUSheaves)
+	}
+	if err := d.Err(); err != nil {
+		return nil, fmt.Errorf("walk: struct kmem_cache at %#x: %w", va, err)
+	}
 	name, err := w.k.ReadCString(namePtr, 256)
 	if err != nil {
 		name = fmt.Sprintf("<unreadable name at %#x>", namePtr)
 		w.warnf("cache %#x: %v", va, err)
 	}
 	name = kernel.Printable(name)
-	oo := l.cacheOO.val(b)
-	ci := &cacheInfo{
-		va:         va,
-		size:       l.cacheSize.val(b),
-		offset:     l.cacheOffset.val(b),
-		random:     l.cacheRandom.val(b),
-		redLeft:    l.cacheRedLeft.val(b),
-		objPerSlab: oo & 0xffff, // struct kmem_cache_order_objects: objects in the low 16 bits
-		cpuSlab:    l.cacheCPUSlab.val(b),
-		cpuSheaves: l.cacheCPUSheaves.val(b),
-	}
 	order := oo >> 16
-	pageSize := w.k.Dump.PageSize()
 	ci.stats = &CacheStats{
-		Addr: va, Name: name, ObjectSize: l.cacheObjSize.val(b), Size: ci.size,
-		ObjPerSlab: ci.objPerSlab, Order: order, SlabBytes: pageSize << order, Flags: l.cacheFlags.val(b),
+		Addr: va, Name: name, ObjectSize: objSize, Size: ci.size,
+		ObjPerSlab: ci.objPerSlab, Order: order, SlabBytes: w.mm.PageSize() << order, Flags: flags,
 	}
 	if ci.size == 0 || ci.objPerSlab == 0 || order > 10 {
 		return nil, fmt.Errorf("walk: cache %s at %#x: implausible size %d, %d objects of order %d", name, va, ci.size, ci.objPerSlab, order)
 	}
-	for node := 0; node < w.nrNodes; node++ {
-		if l.cachePerNode.ok {
-			e := b[l.cachePerNode.off+int64(node)*l.perNodeSize:]
-			ci.nodes = append(ci.nodes, l.perNodeNode.u64(e))
-			ci.barns = append(ci.barns, l.perNodeBarn.u64(e))
+	ci.nodes = make([]uint64, last)
+	if l.cachePerNode.Present() {
+		ci.barns = make([]uint64, last)
+	}
+	for _, node := range w.nodeIDs {
+		if l.cachePerNode.Present() {
+			e := kernel.Decode(b[int64(l.cachePerNode.Offset())+int64(node)*l.perNodeSize:])
+			ci.nodes[node] = e.Uint(l.perNodeNode)
+			if l.perNodeBarn.Present() {
+				ci.barns[node] = e.Uint(l.perNodeBarn)
+			}
+			if err := e.Err(); err != nil {
+				return nil, fmt.Errorf("walk: cache %s at %#x: per_node[%d]: %w", name, va, node, err)
+			}
 		} else {
-			ci.nodes = append(ci.nodes, binary.LittleEndian.Uint64(b[l.cacheNode.off+int64(node)*8:]))
+			ci.nodes[node] = binary.LittleEndian.Uint64(b[int64(l.cacheNode.Offset())+int64(node)*8:])
 		}
 	}
 	return ci, nil
@@ -226,43 +267,61 @@ func (w *Walker) readCache(va uint64) (*cacheInfo, error) {
 // objects held in sheaves (7.x), for one cache.
 func (w *Walker) readCPUState(ci *cacheInfo, offs []uint64) {
 	l := w.l
-	if ci.cpuSlab != 0 && l.cpuSlab.ok {
+	if ci.cpuSlab != 0 && l.cpuSlab.Present() {
+		b := make([]byte, l.cpuSize)
 		for cpu, off := range offs {
-			var b [64]byte
 			c := ci.cpuSlab + off
-			if err := w.k.ReadVirt(b[:], c); err != nil {
+			if err := w.k.ReadVirt(b, c); err != nil {
 				w.warnf("cache %s: CPU %d kmem_cache_cpu at %#x: %v", ci.stats.Name, cpu, c, err)
 				continue
 			}
-			cs := cpuSlab{cpu: cpu, slab: l.cpuSlab.u64(b[:]), freelist: l.cpuFreelist.u64(b[:]), partial: l.cpuPartial.u64(b[:])}
+			d := kernel.Decode(b)
+			cs := cpuSlab{cpu: cpu, slab: d.Uint(l.cpuSlab), freelist: d.Uint(l.cpuFreelist)}
+			if l.cpuPartial.Present() {
+				cs.partial = d.Uint(l.cpuPartial)
+			}
+			if err := d.Err(); err != nil {
+				w.warnf("cache %s: CPU %d kmem_cache_cpu at %#x: %v", ci.stats.Name, cpu, c, err)
+				continue
+			}
 			ci.cpus = append(ci.cpus, cs)
 			if cs.slab != 0 && cs.freelist != 0 {
 				w.cpuFree[cs.slab] = append(w.cpuFree[cs.slab], cs.freelist)
 			}
 		}
 	}
-	if ci.cpuSheaves != 0 && l.pcsMain.ok {
+	if ci.cpuSheaves != 0 && l.pcsMain.Present() {
+		b := make([]byte, l.pcsSize)
 		for cpu, off := range offs {
-			var b [32]byte
 			pcs := ci.cpuSheaves + off
-			if err := w.k.ReadVirt(b[:], pcs); err != nil {
+			if err := w.k.ReadVirt(b, pcs); err != nil {
 				w.warnf("cache %s: CPU %d sheaves at %#x: %v", ci.stats.Name, cpu, pcs, err)
 				continue
 			}
-			for _, sh := range []uint64{l.pcsMain.u64(b[:]), l.pcsSpare.u64(b[:])} {
+			d := kernel.Decode(b)
+			main, spare := d.Uint(l.pcsMain), d.Uint(l.pcsSpare)
+			if err := d.Err(); err != nil {
+				w.warnf("cache %s: CPU %d sheaves at %#x: %v", ci.stats.Name, cpu, pcs, err)
+				continue
+			}
+			for _, sh := range []uint64{main, spare} {
 				ci.sheafObjs = w.appendSheaf(ci, ci.sheafObjs, sh)
 			}
 		}
 		for node, barn := range ci.barns {
-			if barn == 0 || !l.barnFull.ok {
+			if barn == 0 || !l.barnFull.Present() {
 				continue
 			}
-			for e, err := range w.k.ListHead(barn+uint64(l.barnFull.off), 1<<16) {
+			if !l.sheafBarnList.Present() {
+				w.warnf("cache %s: node %d barn: struct slab_sheaf has no barn_list", ci.stats.Name, node)
+				continue
+			}
+			for e, err := range w.k.ListHead(barn+l.barnFull.Offset(), 1<<16) {
 				if err != nil {
 					w.warnf("cache %s: node %d barn full sheaves: %v", ci.stats.Name, node, err)
 					break
 				}
-				ci.sheafObjs = w.appendSheaf(ci, ci.sheafObjs, e-uint64(l.sheafBarnList.off))
+				ci.sheafObjs = w.appendSheaf(ci, ci.sheafObjs, e-l.sheafBarnList.Offset())
 			}
 		}
 		sort.Slice(ci.sheafObjs, func(i, j int) bool { return ci.sheafObjs[i] < ci.sheafObjs[j] })
@@ -276,12 +335,12 @@ func (w *Walker) appendSheaf(ci *cacheInfo, objs []uint64, sheaf uint64) []uint6
 	if sheaf == 0 {
 		return objs
 	}
-	var sb [4]byte
-	if err := w.k.ReadVirt(sb[:], sheaf+uint64(w.l.sheafSize.off)); err != nil {
+	n64, err := w.k.Object(sheaf, "struct slab_sheaf").Field("size").Uint()
+	if err != nil {
 		w.warnf("cache %s: sheaf at %#x: %v", ci.stats.Name, sheaf, err)
 		return objs
 	}
-	n := binary.LittleEndian.Uint32(sb[:])
+	n := uint32(n64)
 	if n == 0 {
 		return objs
 	}
@@ -290,7 +349,7 @@ func (w *Walker) appendSheaf(ci *cacheInfo, objs []uint64, sheaf uint64) []uint6
 		return objs
 	}
 	b := make([]byte, 8*n)
-	if err := w.k.ReadVirt(b, sheaf+uint64(w.l.sheafObjects.off)); err != nil {
+	if err := w.k.ReadVirt(b, sheaf+w.l.sheafObjects.Offset()); err != nil {
 		w.warnf("cache %s: sheaf at %#x: %v", ci.stats.Name, sheaf, err)
 		return objs
 	}
@@ -400,3 +459,9 @@ func (w *Walker) Encoding() string {
 	}
 	return "unknown"
 }
+
+// Kernel is the kernel the walker reads.
+func (w *Walker) Kernel() *kernel.Kernel { return w.k }
+
+// MM is the memory model the walker uses.
+func (w *Walker) MM() *mm.MM { return w.mm }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/meminfo"
+	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
 
@@ -39,7 +40,7 @@ func golden(t *testing.T, name string, have []byte) {
 // sampleCensus is a small census with the shapes rendering must handle:
 // a merged cache with aliases, a disagreement, a partial cache, sheaves.
 func sampleCensus() *walk.Census {
-	return &walk.Census{
+	return &walk.Census{Schema: walk.CensusSchema,
 		Release: "6.1.0-56-cloud-amd64", Dump: "vmcore", Method: "census", FreelistEncoding: "swab", PagesScanned: 262144,
 		Caches: []*walk.CacheStats{
 			{Addr: 0xffff8cfdc24d3900, Name: "vmleak_test_obj", ObjectSize: 232, Size: 240, ObjPerSlab: 17, SlabBytes: 4096,
@@ -114,13 +115,13 @@ func TestGoldenSlabs(t *testing.T) {
 func TestGoldenInfo(t *testing.T) {
 	lvl := int32(31)
 	ct := time.Date(2026, 11, 26, 7, 6, 35, 0, time.UTC)
-	in := &dumpInfo{
+	in := &kernel.Summary{
 		File: "kdump.lzo", Format: "kdump", Compression: []string{"lzo"}, DumpLevel: &lvl, Arch: "x86_64",
 		Release: "6.1.0-56-cloud-amd64", PageSize: 4096, CPUs: 2,
-		PhysRanges:   []physRange{{0x1000, 0x9f000}, {0x100000, 0x2e000000}},
+		PhysRanges:   []kernel.PhysRange{{Start: 0x1000, End: 0x9f000}, {Start: 0x100000, End: 0x2e000000}},
 		PagesPresent: 22730, PagesExcluded: 173739, PagesZero: 3384, VMCOREINFO: true, CrashTime: &ct,
-		KASLROffset: ptrHex(0x1e000000), PhysBase: ptrHex(0xfffffffff3000000), PageOffset: ptrHex(0xffff8b3400000000),
-		VmallocBase: ptrHex(0xffffd1fec0000000), VmemmapBase: ptrHex(0xfffffa6d40000000), PagingLevel: 4,
+		KASLROffset: hexPtr(0x1e000000), PhysBase: hexPtr(0xfffffffff3000000), PageOffset: hexPtr(0xffff8b3400000000),
+		VmallocBase: hexPtr(0xffffd1fec0000000), VmemmapBase: hexPtr(0xfffffa6d40000000), PagingLevel: 4,
 		LocatedBy: "vmcoreinfo", Vmlinux: "/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64",
 	}
 	var b bytes.Buffer
@@ -135,7 +136,7 @@ func TestGoldenInfo(t *testing.T) {
 
 func TestGoldenWhatis(t *testing.T) {
 	var b bytes.Buffer
-	for _, r := range []whatisResult{
+	for _, r := range []symbolize.Result{
 		{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "vmleak_test_obj object 0 at 0xffff8ca5c246b000+0x50 (232 bytes), allocated; slab 0xfffffbef00091ac0, cache 0xffff8ca5c244bf00"},
 		{Addr: 0xffffffffc0000000, Kind: "unknown", What: "not a slab object, symbol, module, vmalloc or vmemmap address"},
 		{Addr: 0xffff8ca5c0000000, Kind: "direct-map", Error: "walk: struct page of 0xffff8ca5c0000000: missing"},
@@ -148,7 +149,7 @@ func TestGoldenWhatis(t *testing.T) {
 func TestGoldenWhatisJSON(t *testing.T) {
 	o := &walk.Object{Cache: "vmleak_test_obj", CacheAddr: 0xffff8ca5c244bf00, Slab: 0xfffffbef00091ac0, Index: 0,
 		Addr: 0xffff8ca5c246b000, Offset: 0x50, Size: 232, Allocated: true}
-	b, err := json.MarshalIndent([]whatisResult{{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "...", Object: o}}, "", "  ")
+	b, err := json.MarshalIndent([]symbolize.Result{{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "...", Object: o}}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,3 +207,5 @@ func TestGoldenDmesg(t *testing.T) {
 	})
 	golden(t, "dmesg.txt", b.Bytes())
 }
+
+func hexPtr(v uint64) *kernel.Hex { h := kernel.Hex(v); return &h }

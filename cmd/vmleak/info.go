@@ -1,10 +1,9 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,58 +12,6 @@ import (
 
 	"github.com/vmleak/vmleak/kernel"
 )
-
-// dumpInfo is what `vmleak info` reports; its JSON form is stable.
-type dumpInfo struct {
-	File          string      `json:"file"`
-	Format        string      `json:"format"`
-	Compression   []string    `json:"compression"`
-	Incomplete    bool        `json:"incomplete"`
-	DumpLevel     *int32      `json:"dump_level,omitempty"`
-	Arch          string      `json:"arch"`
-	Release       string      `json:"release,omitempty"`
-	PageSize      uint64      `json:"page_size"`
-	CPUs          int         `json:"cpus"`
-	PhysRanges    []physRange `json:"phys_ranges"`
-	PagesPresent  uint64      `json:"pages_present"`
-	PagesExcluded uint64      `json:"pages_excluded"`
-	PagesZero     uint64      `json:"pages_zero"`
-	VMCOREINFO    bool        `json:"vmcoreinfo"`
-	CrashTime     *time.Time  `json:"crash_time,omitempty"`
-	Panic         string      `json:"panic,omitempty"`
-	// Known only with the vmlinux (or, for the first two, from VMCOREINFO).
-	KASLROffset *hexU64  `json:"kaslr_offset,omitempty"`
-	PhysBase    *hexU64  `json:"phys_base,omitempty"`
-	PageOffset  *hexU64  `json:"direct_map_base,omitempty"`
-	VmallocBase *hexU64  `json:"vmalloc_base,omitempty"`
-	VmemmapBase *hexU64  `json:"vmemmap_base,omitempty"`
-	PagingLevel int      `json:"paging_levels,omitempty"`
-	LocatedBy   string   `json:"located_by,omitempty"`
-	Vmlinux     string   `json:"vmlinux,omitempty"`
-	Warnings    []string `json:"warnings,omitempty"`
-}
-
-type physRange struct {
-	Start hexU64 `json:"start"`
-	End   hexU64 `json:"end"`
-}
-
-// hexU64 prints as a 0x string in JSON: kernel addresses overflow JSON numbers.
-type hexU64 uint64
-
-func (h hexU64) MarshalJSON() ([]byte, error) { return json.Marshal(fmt.Sprintf("%#x", uint64(h))) }
-
-func (h *hexU64) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
-	*h = hexU64(v)
-	return err
-}
-
-func ptrHex(v uint64) *hexU64 { h := hexU64(v); return &h }
 
 func newInfoCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
@@ -76,8 +23,9 @@ func newInfoCmd(g *globalOptions) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			k, err := g.openKernel(args[0], false)
 			withTypes := true
-			if err != nil && g.vmlinux == "" {
-				// Without debuginfo, still describe the dump itself.
+			if errors.Is(err, kernel.ErrNoVmlinux) {
+				// No debuginfo anywhere: still describe the dump itself. A
+				// vmlinux that was found but does not match is an error.
 				k, err = g.openKernel(args[0], true)
 				withTypes = false
 			}
@@ -85,7 +33,7 @@ func newInfoCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer k.Close()
-			info := collectInfo(k, args[0], withTypes)
+			info := k.Summary()
 			if !withTypes {
 				info.Warnings = append(info.Warnings, "no vmlinux found: KASLR and memory layout come from VMCOREINFO only (use --vmlinux)")
 			}
@@ -99,54 +47,7 @@ func newInfoCmd(g *globalOptions) *cobra.Command {
 	}
 }
 
-func collectInfo(k *kernel.Kernel, file string, withTypes bool) *dumpInfo {
-	d := k.Dump
-	present, excluded, zero := d.PageCounts()
-	in := &dumpInfo{
-		File: file, Format: d.Format().String(), Compression: d.Compression(), Incomplete: d.Incomplete(),
-		Arch: d.Arch(), Release: k.Release, PageSize: d.PageSize(),
-		PagesPresent: present, PagesExcluded: excluded, PagesZero: zero, VMCOREINFO: k.Info != nil,
-	}
-	for _, r := range d.PhysRanges() {
-		in.PhysRanges = append(in.PhysRanges, physRange{hexU64(r.Start), hexU64(r.End)})
-	}
-	switch h := d.Kdump(); {
-	case h != nil && h.NrCPUs > 0:
-		in.CPUs = int(h.NrCPUs)
-		lvl := h.DumpLevel
-		in.DumpLevel = &lvl
-	case len(d.PRStatus()) > 0:
-		in.CPUs = len(d.PRStatus())
-	default:
-		in.CPUs = len(d.QEMUCPUStates())
-	}
-	if k.Info != nil {
-		if k.Info.CrashTime > 0 {
-			t := time.Unix(k.Info.CrashTime, 0).UTC()
-			in.CrashTime = &t
-		}
-		if k.Info.HasKernelOffset {
-			in.KASLROffset = ptrHex(k.Info.KernelOffset)
-		}
-		if pb, ok := k.Info.Number("phys_base"); ok {
-			in.PhysBase = ptrHex(uint64(pb))
-		}
-	}
-	if withTypes {
-		in.KASLROffset, in.PhysBase = ptrHex(k.KASLROffset), ptrHex(k.PhysBase)
-		in.PageOffset, in.VmallocBase, in.VmemmapBase = ptrHex(k.PageOffset), ptrHex(k.VmallocBase), ptrHex(k.VmemmapBase)
-		in.PagingLevel, in.LocatedBy, in.Vmlinux = k.Levels, k.LocatedBy, k.Types.Path()
-		if log, err := k.Log(); err == nil {
-			in.Panic = kernel.PanicMessage(log)
-		} else {
-			in.Warnings = append(in.Warnings, err.Error())
-		}
-	}
-	in.Warnings = append(in.Warnings, k.Warnings()...)
-	return in
-}
-
-func writeInfo(w io.Writer, in *dumpInfo) {
+func writeInfo(w io.Writer, in *kernel.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(format, a...)) }
 	row("file", "%s", in.File)
@@ -182,7 +83,7 @@ func writeInfo(w io.Writer, in *dumpInfo) {
 	if in.Panic != "" {
 		row("panic", "%s", in.Panic)
 	}
-	hexRow := func(k string, v *hexU64) {
+	hexRow := func(k string, v *kernel.Hex) {
 		if v != nil {
 			row(k, "%#x", uint64(*v))
 		}

@@ -47,6 +47,9 @@ the same counters (vm_zone_stat, vm_node_stat, totalram_pages, ...).
 				}
 			}
 			printWarnings(c.ErrOrStderr(), append(k.Warnings(), mi.Warnings...))
+			if mi.Partial || k.ZeroFilled() > 0 {
+				return errPartial
+			}
 			return nil
 		},
 	}

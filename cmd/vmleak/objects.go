@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 
@@ -44,8 +45,11 @@ With --all, free objects are listed too, with where they are free.
 				werr = writeObject(out, enc, o, g.json)
 				return werr == nil
 			})
-			if err != nil {
+			switch {
+			case errors.Is(err, walk.ErrNoCache):
 				return &usageError{msg: err.Error()}
+			case err != nil:
+				return classify(err)
 			}
 			if werr != nil {
 				return werr

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
 
@@ -124,7 +125,7 @@ func TestObjectsAndWhatis(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	var res []whatisResult
+	var res []symbolize.Result
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}

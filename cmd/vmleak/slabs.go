@@ -30,12 +30,6 @@ func (g *globalOptions) takeCensus(c *cobra.Command, dump string) (*kernel.Kerne
 		return nil, nil, classify(err)
 	}
 	w.SetAliases(cen)
-	cen.Warnings = append(k.Warnings(), cen.Warnings...)
-	if n := k.Dump.ZeroFilled(); n > 0 {
-		// --zero-fill: the output must say it stands partly on invented zeros.
-		cen.Warnings = append([]string{fmt.Sprintf("%d reads of memory missing from the dump returned zeros (--zero-fill): counts may be wrong", n)}, cen.Warnings...)
-		cen.Partial = true
-	}
 	return k, cen, nil
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -9,26 +8,18 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vmleak/vmleak/kernel"
-	"github.com/vmleak/vmleak/walk"
+	"github.com/vmleak/vmleak/symbolize"
 )
-
-// whatisResult describes one address.
-type whatisResult struct {
-	Addr   hexU64       `json:"addr"`
-	Kind   string       `json:"kind"` // slab, symbol, module, vmalloc, vmemmap, direct-map, unknown
-	What   string       `json:"what"`
-	Object *walk.Object `json:"object,omitempty"`
-	Error  string       `json:"error,omitempty"`
-}
 
 func newWhatisCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "whatis DUMP ADDR...",
-		Short: "Say what holds a kernel address: slab object, symbol, module, vmalloc",
+		Short: "Say what holds a kernel address: slab object, page, stack, per-CPU, module, symbol, vmalloc",
 		Long: `whatis tells, for each kernel virtual address: which slab cache, slab and object
 hold it and whether the object is allocated or free (and on which freelist);
-or which kernel symbol, module region, vmalloc or vmemmap area it is in.
+or which struct page (and what its page frame is), which CPU's per-CPU
+variable, which task's kernel stack, which module or kernel symbol, which
+vmalloc area (and its caller) or which direct-map page frame it is in.
 
 ` + exitCodesHelp,
 		Example: `  vmleak whatis vmcore ffff8cfdc24d3950
@@ -53,13 +44,13 @@ or which kernel symbol, module region, vmalloc or vmemmap area it is in.
 				return err
 			}
 			defer k.Close()
-			mods, err := k.Modules()
-			if err != nil {
-				k.Warnf("modules: %v", err)
-			}
-			var res []whatisResult
+			sym := symbolize.New(w)
+			var res []symbolize.Result
+			partial := false
 			for _, a := range addrs {
-				res = append(res, whatis(k, w, mods, a))
+				r := sym.Identify(a)
+				partial = partial || r.Missing
+				res = append(res, r)
 			}
 			if g.json {
 				if err := writeJSON(c.OutOrStdout(), res); err != nil {
@@ -70,66 +61,16 @@ or which kernel symbol, module region, vmalloc or vmemmap area it is in.
 					writeWhatis(c.OutOrStdout(), r)
 				}
 			}
-			printWarnings(c.ErrOrStderr(), k.Warnings())
+			printWarnings(c.ErrOrStderr(), append(k.Warnings(), sym.Warnings()...))
+			if partial {
+				return errPartial
+			}
 			return nil
 		},
 	}
 }
 
-func whatis(k *kernel.Kernel, w *walk.Walker, mods []kernel.Module, va uint64) whatisResult {
-	r := whatisResult{Addr: hexU64(va)}
-	if va >= k.PageOffset && va < k.VmallocBase {
-		o, err := w.FindObject(va)
-		switch {
-		case o != nil:
-			r.Kind, r.Object = "slab", o
-			state := "allocated"
-			if !o.Allocated {
-				state = "free (on the " + o.FreeOn + ")"
-			}
-			r.What = fmt.Sprintf("%s object %d at %#x+%#x (%d bytes), %s; slab %#x, cache %#x",
-				o.Cache, o.Index, o.Addr, o.Offset, o.Size, state, o.Slab, o.CacheAddr)
-			if err != nil {
-				r.Error = err.Error()
-			}
-			return r
-		case errors.Is(err, walk.ErrNotSlab):
-			r.Kind = "direct-map"
-			r.What = fmt.Sprintf("page frame %#x (physical %#x), not slab memory", (va-k.PageOffset)/k.Dump.PageSize(), va-k.PageOffset)
-			return r
-		default:
-			r.Kind, r.Error = "direct-map", err.Error()
-			return r
-		}
-	}
-	for _, m := range mods {
-		if rg, ok := m.Contains(va); ok {
-			r.Kind = "module"
-			r.What = fmt.Sprintf("module %s, %s+%#x", m.Name, rg.Kind, va-rg.Base)
-			return r
-		}
-	}
-	if va >= k.KASLROffset {
-		if s, off, ok := k.Types.SymbolAt(va - k.KASLROffset); ok && s.Section != "" {
-			r.Kind = "symbol"
-			r.What = fmt.Sprintf("%s+%#x (%s, %s)", s.Name, off, s.Kind, s.Section)
-			return r
-		}
-	}
-	switch {
-	case va >= k.VmemmapBase && va < k.VmemmapBase+(1<<46):
-		r.Kind = "vmemmap"
-		r.What = fmt.Sprintf("struct page of page frame %#x", (va-k.VmemmapBase)/64)
-	case va >= k.VmallocBase && va < k.VmallocBase+(1<<45):
-		r.Kind = "vmalloc"
-		r.What = "vmalloc/vmap area"
-	default:
-		r.Kind, r.What = "unknown", "not a slab object, symbol, module, vmalloc or vmemmap address"
-	}
-	return r
-}
-
-func writeWhatis(w io.Writer, r whatisResult) {
+func writeWhatis(w io.Writer, r symbolize.Result) {
 	fmt.Fprintf(w, "%#x: %s: %s", uint64(r.Addr), r.Kind, r.What)
 	if r.Error != "" {
 		fmt.Fprintf(w, " (%s)", r.Error)

@@ -1,0 +1,324 @@
+package symbolize
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/vmleak/vmleak/kdwarf"
+	"github.com/vmleak/vmleak/kernel"
+)
+
+// Bounds on lists read from the dump.
+const (
+	maxTasks     = 1 << 22
+	maxAreas     = 1 << 22
+	maxVmapNodes = 1 << 10
+	maxUnitSize  = 1 << 30
+)
+
+// cpuArea is one CPU's per-CPU area.
+type cpuArea struct {
+	cpu        int
+	base, size uint64
+}
+
+// perCPU is an address in some CPU's per-CPU area: the first chunk, which
+// holds the static per-CPU variables (.data..percpu, linked at 0 on x86_64
+// SMP, at its load address on 7.x) and the reserved and dynamic parts, one
+// unit of pcpu_unit_size bytes per CPU at __per_cpu_start + __per_cpu_offset[cpu].
+func (s *Symbolizer) perCPU(r *Result, va uint64) bool {
+	s.cpuOnce.Do(func() { s.cpus, s.cpuErr = s.readCPUAreas() })
+	for _, a := range s.cpus {
+		if va < a.base || va-a.base >= a.size {
+			continue
+		}
+		cpu, off := a.cpu, va-a.base
+		r.Kind, r.CPU = KindPerCPU, &cpu
+		r.What = fmt.Sprintf("CPU %d's per-CPU area +%#x", cpu, off)
+		if name, d, ok := s.perCPUSymbol(off); ok {
+			r.Symbol = fmt.Sprintf("%s+%#x", name, d)
+			r.What += fmt.Sprintf(": per_cpu(%s, %d)+%#x", name, cpu, d)
+		} else {
+			r.What += " (dynamic per-CPU allocation)"
+		}
+		return true
+	}
+	return false
+}
+
+func (s *Symbolizer) readCPUAreas() ([]cpuArea, error) {
+	k := s.k
+	offs, err := k.PerCPUOffsets()
+	if err != nil {
+		return nil, fmt.Errorf("symbolize: per-CPU areas: %w", err)
+	}
+	start, err := k.Symbol("__per_cpu_start")
+	if err != nil {
+		return nil, fmt.Errorf("symbolize: per-CPU areas: %w", err)
+	}
+	unit, err := k.Var("pcpu_unit_size", "int").Int()
+	if err != nil {
+		return nil, fmt.Errorf("symbolize: per-CPU areas: %w", err)
+	}
+	if unit <= 0 || unit > maxUnitSize {
+		return nil, fmt.Errorf("symbolize: pcpu_unit_size %d is implausible", unit)
+	}
+	var out []cpuArea
+	for cpu, off := range offs {
+		out = append(out, cpuArea{cpu: cpu, base: start + off, size: uint64(unit)})
+	}
+	return out, nil
+}
+
+// perCPUSymbol is the static per-CPU variable at an offset into a unit.
+func (s *Symbolizer) perCPUSymbol(off uint64) (string, uint64, bool) {
+	types := s.k.Types()
+	start, err := types.Symbol("__per_cpu_start")
+	if err != nil {
+		return "", 0, false
+	}
+	sym, d, ok := types.SymbolAt(start.Value + off)
+	if !ok || sym.Section != kdwarf.PerCPUSection || (sym.Size != 0 && d >= sym.Size) {
+		return "", 0, false
+	}
+	return sym.Name, d, true
+}
+
+// stack is an address in a task's kernel stack.
+func (s *Symbolizer) stack(r *Result, va uint64) bool {
+	s.tasksOnce.Do(func() { s.tasks, s.tasksErr = s.readTasks() })
+	size := s.threadSize()
+	for i := range s.tasks {
+		t := &s.tasks[i]
+		base := uint64(t.Stack)
+		if va < base || va-base >= size {
+			continue
+		}
+		r.Kind, r.Task = KindStack, t
+		r.What = fmt.Sprintf("kernel stack of pid %d (%s), task_struct %#x, stack %#x+%#x", t.PID, t.Comm, uint64(t.Addr), base, va-base)
+		return true
+	}
+	return false
+}
+
+// threadSize is THREAD_SIZE: the size of union thread_union where the
+// kernel's types have it, else x86_64's PAGE_SIZE << THREAD_SIZE_ORDER
+// (2, plus 1 under KASAN: arch/x86/include/asm/page_64_types.h).
+func (s *Symbolizer) threadSize() uint64 {
+	if n, err := s.k.SizeOf("union thread_union"); err == nil && n > 0 {
+		return uint64(n)
+	}
+	order := uint(2)
+	if _, err := s.k.Symbol("__asan_load8"); err == nil {
+		order++
+	}
+	return s.mm.PageSize() << order
+}
+
+// readTasks lists every task: each process on init_task.tasks with its
+// threads (signal->thread_head), and the idle task of every CPU.
+func (s *Symbolizer) readTasks() ([]Task, error) {
+	k := s.k
+	init := k.Var("init_task", "struct task_struct")
+	if init.Err() != nil {
+		return nil, fmt.Errorf("symbolize: tasks: %w", init.Err())
+	}
+	tasksOff, err := k.Member("struct task_struct", "tasks")
+	if err != nil {
+		return nil, fmt.Errorf("symbolize: tasks: %w", err)
+	}
+	threadOff, err := k.Member("struct task_struct", "thread_node")
+	if err != nil {
+		return nil, fmt.Errorf("symbolize: tasks: %w", err)
+	}
+	seen := map[uint64]bool{}
+	var out []Task
+	var errs []error
+	add := func(task uint64) {
+		if task == 0 || seen[task] || len(out) >= maxTasks {
+			return
+		}
+		seen[task] = true
+		t, err := s.readTask(task)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		out = append(out, t)
+	}
+	procs := []uint64{init.Addr()}
+	for e, err := range k.ListHead(init.Addr()+tasksOff.Offset(), maxTasks) {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("symbolize: init_task.tasks: %w", err))
+			break
+		}
+		procs = append(procs, e-tasksOff.Offset())
+	}
+	for _, p := range procs {
+		add(p)
+		sig, err := k.Object(p, "struct task_struct").Field("signal").Ptr()
+		if err != nil || sig == 0 {
+			continue
+		}
+		head := k.Object(sig, "struct signal_struct").Field("thread_head")
+		if head.Err() != nil {
+			errs = append(errs, head.Err())
+			continue
+		}
+		for e, err := range k.ListHead(head.Addr(), maxTasks) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("symbolize: threads of task %#x: %w", p, err))
+				break
+			}
+			add(e - threadOff.Offset())
+		}
+	}
+	// Idle tasks of CPUs other than the boot CPU are on no list.
+	if rq, err := k.Symbol("runqueues"); err == nil {
+		offs, _ := k.PerCPUOffsets()
+		for cpu := range offs {
+			a, err := k.PerCPU(rq, cpu)
+			if err != nil {
+				continue
+			}
+			idle, err := k.Object(a, "struct rq").Field("idle").Ptr()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("symbolize: CPU %d idle task: %w", cpu, err))
+				continue
+			}
+			add(idle)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func (s *Symbolizer) readTask(task uint64) (Task, error) {
+	tv := s.k.Object(task, "struct task_struct")
+	pid, err := tv.Field("pid").Int()
+	if err != nil {
+		return Task{}, fmt.Errorf("symbolize: task %#x: %w", task, err)
+	}
+	comm, err := tv.Field("comm").String()
+	if err != nil {
+		return Task{}, fmt.Errorf("symbolize: task %#x: %w", task, err)
+	}
+	stack, err := tv.Field("stack").Ptr()
+	if err != nil {
+		return Task{}, fmt.Errorf("symbolize: task %#x: %w", task, err)
+	}
+	return Task{PID: pid, Comm: kernel.Printable(comm), Addr: kernel.Hex(task), Stack: kernel.Hex(stack)}, nil
+}
+
+// vmalloc is an address in vmalloc space: in which vmap area, allocated by
+// whom (vm_struct.caller).
+func (s *Symbolizer) vmalloc(r *Result, va uint64) bool {
+	lay := s.k.Layout()
+	if va < lay.VmallocBase || va-lay.VmallocBase >= vmallocSpan(lay) {
+		return false
+	}
+	s.areasOnce.Do(func() { s.areas, s.areasErr = s.readAreas() })
+	r.Kind = KindVmalloc
+	i := sort.Search(len(s.areas), func(i int) bool { return uint64(s.areas[i].End) > va })
+	if i < len(s.areas) && uint64(s.areas[i].Start) <= va {
+		a := s.areas[i]
+		r.Area = &a
+		r.What = fmt.Sprintf("vmap area %#x-%#x +%#x", uint64(a.Start), uint64(a.End), va-uint64(a.Start))
+		if a.Caller != "" {
+			r.What += ", allocated by " + a.Caller
+		}
+		return true
+	}
+	r.What = "vmalloc space, in no vmap area"
+	if s.areasErr != nil {
+		r.Error = s.areasErr.Error()
+		r.Missing = kernel.IsMissing(s.areasErr)
+	}
+	return true
+}
+
+// readAreas lists the busy vmap areas, sorted: on vmap_area_list up to
+// v6.8; since d093602919ad (v6.9, "mm: vmalloc: remove global
+// vmap_area_root rb-tree") on each vmap_nodes[i].busy.head.
+func (s *Symbolizer) readAreas() ([]Area, error) {
+	k := s.k
+	listOff, err := k.Member("struct vmap_area", "list")
+	if err != nil {
+		return nil, fmt.Errorf("symbolize: vmap areas: %w", err)
+	}
+	var heads []uint64
+	if h, err := k.Symbol("vmap_area_list"); err == nil {
+		heads = append(heads, h)
+	} else {
+		nodes, err1 := k.Var("vmap_nodes", "struct vmap_node *").Ptr()
+		n, err2 := k.Var("nr_vmap_nodes", "unsigned int").Uint()
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("symbolize: vmap areas: %w", err)
+		}
+		if n == 0 || n > maxVmapNodes {
+			return nil, fmt.Errorf("symbolize: nr_vmap_nodes %d is implausible", n)
+		}
+		size, err := k.SizeOf("struct vmap_node")
+		if err != nil {
+			return nil, fmt.Errorf("symbolize: vmap areas: %w", err)
+		}
+		for i := range int64(n) {
+			head := k.Object(nodes+uint64(i*size), "struct vmap_node").Field("busy.head")
+			if head.Err() != nil {
+				return nil, fmt.Errorf("symbolize: vmap areas: %w", head.Err())
+			}
+			heads = append(heads, head.Addr())
+		}
+	}
+	var out []Area
+	var errs []error
+	for _, h := range heads {
+		for e, err := range k.ListHead(h, maxAreas) {
+			if err != nil {
+				errs = append(errs, fmt.Errorf("symbolize: vmap area list %#x: %w", h, err))
+				break
+			}
+			a, err := s.readArea(e - listOff.Offset())
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
+	return out, errors.Join(errs...)
+}
+
+func (s *Symbolizer) readArea(va uint64) (Area, error) {
+	v := s.k.Object(va, "struct vmap_area").Load()
+	start, err1 := v.Field("va_start").Uint()
+	end, err2 := v.Field("va_end").Uint()
+	vm, err3 := v.Field("vm").Ptr()
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return Area{}, fmt.Errorf("symbolize: vmap_area %#x: %w", va, err)
+	}
+	if end < start {
+		return Area{}, fmt.Errorf("symbolize: vmap_area %#x: end %#x before start %#x", va, end, start)
+	}
+	a := Area{Start: kernel.Hex(start), End: kernel.Hex(end), VM: kernel.Hex(vm)}
+	if vm != 0 {
+		caller, err := s.k.Object(vm, "struct vm_struct").Field("caller").Ptr()
+		if err == nil && caller != 0 {
+			a.Caller = s.name(caller)
+		}
+	}
+	return a, nil
+}
+
+// name is a code address as symbol+offset, in the kernel or a module.
+func (s *Symbolizer) name(va uint64) string {
+	var r Result
+	if s.symbol(&r, va) || s.module(&r, va) {
+		if r.Module != "" {
+			return r.Symbol + " [" + r.Module + "]"
+		}
+		return r.Symbol
+	}
+	return fmt.Sprintf("%#x", va)
+}
