@@ -48,6 +48,7 @@ const PerCPUSection = ".data..percpu"
 type symtab struct {
 	byName map[string]Symbol
 	byAddr []Symbol // sorted by Value; no per-CPU, absolute or section symbols
+	perCPU []Symbol // the per-CPU ones (.data..percpu), sorted by Value
 }
 
 // symbols loads .symtab on first use.
@@ -95,7 +96,11 @@ func loadSymbols(ef *elf.File) (*symtab, error) {
 		if old, ok := st.byName[s.Name]; !ok || (!old.Global && sym.Global) {
 			st.byName[s.Name] = sym
 		}
-		if sym.Section != "" && sym.Section != PerCPUSection {
+		switch sym.Section {
+		case "":
+		case PerCPUSection:
+			st.perCPU = append(st.perCPU, sym)
+		default:
 			st.byAddr = append(st.byAddr, sym)
 		}
 	}
@@ -115,7 +120,7 @@ func loadSymbols(ef *elf.File) (*symtab, error) {
 		}
 		return r
 	}
-	slices.SortFunc(st.byAddr, func(a, b Symbol) int {
+	order := func(a, b Symbol) int {
 		if c := cmp.Compare(a.Value, b.Value); c != 0 {
 			return c
 		}
@@ -123,7 +128,9 @@ func loadSymbols(ef *elf.File) (*symtab, error) {
 			return c
 		}
 		return strings.Compare(b.Name, a.Name) // deterministic: lowest name last wins
-	})
+	}
+	slices.SortFunc(st.byAddr, order)
+	slices.SortFunc(st.perCPU, order)
 	return st, nil
 }
 
@@ -152,17 +159,31 @@ func (f *File) SymbolAt(addr uint64) (Symbol, uint64, bool) {
 	if err != nil {
 		return Symbol{}, 0, false
 	}
-	i := sort.Search(len(st.byAddr), func(i int) bool { return st.byAddr[i].Value > addr }) - 1
+	return symbolAt(st.byAddr, addr)
+}
+
+// PerCPUSymbolAt is SymbolAt among the per-CPU symbols: the static per-CPU
+// variable holding link-time address addr of .data..percpu.
+func (f *File) PerCPUSymbolAt(addr uint64) (Symbol, uint64, bool) {
+	st, err := f.symbols()
+	if err != nil {
+		return Symbol{}, 0, false
+	}
+	return symbolAt(st.perCPU, addr)
+}
+
+func symbolAt(byAddr []Symbol, addr uint64) (Symbol, uint64, bool) {
+	i := sort.Search(len(byAddr), func(i int) bool { return byAddr[i].Value > addr }) - 1
 	if i < 0 {
 		return Symbol{}, 0, false
 	}
-	s := st.byAddr[i]
+	s := byAddr[i]
 	off := addr - s.Value
 	if off >= s.Size && !(s.Size == 0 && off == 0) {
 		// A sized symbol starting lower may still contain addr (aliases,
 		// nested labels); look back a little.
 		for j := i - 1; j >= 0 && j >= i-16; j-- {
-			p := st.byAddr[j]
+			p := byAddr[j]
 			if p.Size > 0 && addr-p.Value < p.Size {
 				return p, addr - p.Value, true
 			}

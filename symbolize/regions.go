@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/vmleak/vmleak/kdwarf"
 	"github.com/vmleak/vmleak/kernel"
 )
 
@@ -78,8 +77,8 @@ func (s *Symbolizer) perCPUSymbol(off uint64) (string, uint64, bool) {
 	if err != nil {
 		return "", 0, false
 	}
-	sym, d, ok := types.SymbolAt(start.Value + off)
-	if !ok || sym.Section != kdwarf.PerCPUSection || (sym.Size != 0 && d >= sym.Size) {
+	sym, d, ok := types.PerCPUSymbolAt(start.Value + off)
+	if !ok {
 		return "", 0, false
 	}
 	return sym.Name, d, true

@@ -126,6 +126,19 @@ func (s *Symbolizer) Warnings() []string {
 	return out
 }
 
+// Partial tells whether a list identification depends on (modules, tasks,
+// vmap areas, per-CPU areas) could not be read whole because memory is
+// missing from the dump: an address may then be named less precisely than
+// it could be.
+func (s *Symbolizer) Partial() bool {
+	for _, err := range []error{s.modsErr, s.cpuErr, s.tasksErr, s.areasErr} {
+		if err != nil && kernel.IsMissing(err) {
+			return true
+		}
+	}
+	return false
+}
+
 // Identify says what holds va.
 func (s *Symbolizer) Identify(va uint64) Result {
 	r := Result{Addr: kernel.Hex(va)}
@@ -156,12 +169,6 @@ func vmallocSpan(l kernel.Layout) uint64 {
 	return 32 << 40
 }
 
-func (s *Symbolizer) fail(r *Result, kind string, err error) {
-	r.Kind = kind
-	r.Error = err.Error()
-	r.Missing = kernel.IsMissing(err)
-}
-
 // directMap is a slab object or some other page of the direct map.
 func (s *Symbolizer) directMap(r *Result, va uint64) {
 	o, err := s.w.FindObject(va)
@@ -179,14 +186,15 @@ func (s *Symbolizer) directMap(r *Result, va uint64) {
 			r.Missing = kernel.IsMissing(err)
 		}
 		return
-	case errors.Is(err, walk.ErrNotSlab):
-	default:
-		s.fail(r, KindDirectMap, err)
-		return
 	}
 	pfn, _ := s.mm.VirtPFN(va)
 	r.Kind = KindDirectMap
-	r.What = fmt.Sprintf("page frame %#x (physical %#x), not slab memory", pfn, va-s.k.Layout().PageOffset)
+	r.What = fmt.Sprintf("page frame %#x (physical %#x)", pfn, va-s.k.Layout().PageOffset)
+	if !errors.Is(err, walk.ErrNotSlab) {
+		r.Error, r.Missing = err.Error(), kernel.IsMissing(err)
+		return
+	}
+	r.What += ", not slab memory"
 	p, err := s.page(pfn)
 	if err != nil {
 		r.Error, r.Missing = err.Error(), kernel.IsMissing(err)

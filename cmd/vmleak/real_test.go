@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -148,6 +150,20 @@ func TestExitCodes(t *testing.T) {
 	// The last 2 MiB of RAM hold early allocations (vmemmap page tables,
 	// mem_section, the first caches): losing them must still give a result.
 	truncated := truncatedCopy(t, kd.DumpPath(dumpOf(t, kd, "kdump.elf")), 2<<20)
+	// A vmlinux found automatically (here under --debuginfo-dir) that is not
+	// the dump's: refused like one given with --vmlinux, by info too.
+	wrongDir := t.TempDir()
+	if err := os.Symlink(b.Vmlinux(), filepath.Join(wrongDir, "vmlinux")); err != nil {
+		t.Fatal(err)
+	}
+	// The truncation took the page tables that map the memory map: whatis
+	// cannot read the struct page of a direct-map address.
+	k, err := kernel.Open(kd.DumpPath(dumpOf(t, kd, "kdump.elf")), kernel.Options{Vmlinux: kd.Vmlinux()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTruncated := fmt.Sprintf("%#x", k.Layout().PageOffset+16<<20)
+	k.Close()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -161,6 +177,9 @@ func TestExitCodes(t *testing.T) {
 		{"input: missing file", []string{"slabs", "/nonexistent/vmcore"}, ExitInput, "/nonexistent/vmcore"},
 		{"input: not a dump", []string{"slabs", garbage}, ExitInput, "unrecognized dump format"},
 		{"mismatch", []string{"slabs", a.DumpPath(a.Dumps[0]), "--vmlinux", b.Vmlinux()}, ExitMismatch, "does not match"},
+		{"mismatch: info, vmlinux found", []string{"info", a.DumpPath(a.Dumps[0]), "--debuginfo-dir", wrongDir}, ExitMismatch, "does not match"},
+		{"usage: objects of no such cache", []string{"objects", a.DumpPath(a.Dumps[0]), "no-such-cache", "--vmlinux", a.Vmlinux()}, ExitUsage, "no such cache"},
+		{"partial: whatis of missing memory", []string{"whatis", truncated, inTruncated, "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
 		{"partial: truncated dump", []string{"slabs", truncated, "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,7 +62,7 @@ vmalloc area (and its caller) or which direct-map page frame it is in.
 				}
 			}
 			printWarnings(c.ErrOrStderr(), append(k.Warnings(), sym.Warnings()...))
-			if partial {
+			if partial || sym.Partial() || k.ZeroFilled() > 0 {
 				return errPartial
 			}
 			return nil

@@ -84,6 +84,12 @@ func New(k *kernel.Kernel) (*MM, error) {
 			m.sectionBits = uint(v)
 		}
 	}
+	// The direct map and the memory map cover all of RAM, whatever part of
+	// it the dump holds (a truncated or filtered dump still has the kernel's
+	// max_pfn); the dump's own ranges stand in when that cannot be read.
+	if v, err := k.GlobalInt("max_pfn", "unsigned long"); err == nil && v > 0 && v < 1<<(52-12) {
+		m.maxPFN = uint64(v)
+	}
 	for _, r := range k.Dump().PhysRanges() {
 		m.maxPFN = max(m.maxPFN, (r.End+m.pageSize-1)/m.pageSize)
 	}
@@ -105,7 +111,8 @@ func (m *MM) StructPageSize() uint64 { return m.structPage }
 // PFNsPerSection is PAGES_PER_SECTION.
 func (m *MM) PFNsPerSection() uint64 { return 1 << (m.sectionBits - m.pageShift) }
 
-// MaxPFN is one past the highest page frame of the dump's memory.
+// MaxPFN is one past the highest page frame of RAM: the kernel's max_pfn,
+// or the end of the dump's memory if that is higher or unreadable.
 func (m *MM) MaxPFN() uint64 { return m.maxPFN }
 
 // Page is the address of the struct page of a page frame (SPARSEMEM_VMEMMAP:
