@@ -1,0 +1,86 @@
+package kernel_test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/vmleak/vmleak/elfcore"
+	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/kernel"
+)
+
+// corruptible is a fixture ELF dump opened as it is (good), plus a way to
+// open it again with kernel words overwritten.
+type corruptible struct {
+	m    *fixture.Manifest
+	path string
+	good *kernel.Kernel
+}
+
+// loadCorruptible opens the bookworm-qemu ELF dump, whose physical
+// addresses map to file offsets directly.
+func loadCorruptible(t *testing.T) *corruptible {
+	t.Helper()
+	m := fixture.Load(t, "bookworm-qemu")
+	d := m.Dumps[0]
+	if d.Format != "elf" {
+		t.Fatalf("want the ELF dump first, have %s", d.File)
+	}
+	return &corruptible{m: m, path: m.DumpPath(d), good: openDump(t, m, d)}
+}
+
+// word reads the 8 bytes at va in the good dump.
+func (c *corruptible) word(t *testing.T, va uint64) uint64 {
+	t.Helper()
+	w, err := c.good.ReadPtr(va)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// open opens the dump with each 8-byte word at a kernel virtual address
+// replaced, closed when the test ends.
+func (c *corruptible) open(t *testing.T, words map[uint64]uint64) *kernel.Kernel {
+	t.Helper()
+	fileWords := make(map[int64]uint64, len(words))
+	for va, v := range words {
+		pa, _, err := c.good.Xlat.Translate(va)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fileWords[fixture.FileOffset(t, c.good.Dump, pa)] = v
+	}
+	f, err := os.Open(c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := elfcore.NewDump(&fixture.PatchedFile{R: f, Words: fileWords}, st.Size(), c.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernel.OpenDump(d, c.path, kernel.Options{Vmlinux: c.m.Vmlinux()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
+
+func wantIn(t *testing.T, what, have string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(have, w) {
+			t.Errorf("%s %q lacks %q", what, have, w)
+		}
+	}
+}
+
+func hexVA(v uint64) string { return fmt.Sprintf("%#x", v) }
