@@ -184,7 +184,9 @@ func (k *Kernel) readLogRing(prb Value) (logRing, error) {
 // Log reads the kernel log (dmesg) from the printk ring buffer, oldest first.
 // Records that are not committed or have no text are skipped; so are records
 // whose positions or lengths are corrupt, with one warning that counts them
-// and names the first.
+// and names the first. A ring whose sizes or pointers cannot be right is a
+// *LogError. Records that cannot be read (memory missing from the dump) are
+// skipped too, and Log returns the others with an error that counts them.
 func (k *Kernel) Log() ([]LogRecord, error) {
 	prbPtr, err := k.Symbol("prb")
 	if err != nil {
