@@ -2,11 +2,9 @@ package kernel_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/vmleak/vmleak/elfcore"
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/kernel"
 )
@@ -53,25 +51,23 @@ func (c *corruptible) open(t *testing.T, words map[uint64]uint64) *kernel.Kernel
 		}
 		fileWords[fixture.FileOffset(t, c.good.Dump, pa)] = v
 	}
-	f, err := os.Open(c.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := elfcore.NewDump(&fixture.PatchedFile{R: f, Words: fileWords}, st.Size(), c.path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixture.OpenPatched(t, c.path, fileWords)
 	k, err := kernel.OpenDump(d, c.path, kernel.Options{Vmlinux: c.m.Vmlinux()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { k.Close() })
 	return k
+}
+
+// uintOf reads an integer or pointer value of the good dump.
+func uintOf(t *testing.T, v kernel.Value) uint64 {
+	t.Helper()
+	u, err := v.Uint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func wantIn(t *testing.T, what, have string, want ...string) {

@@ -150,49 +150,11 @@ func (k *Kernel) ListEntries(head uint64, limit int) ([]uint64, error) {
 }
 
 func listEntries(read func(va uint64) (uint64, error), head uint64, limit int) ([]uint64, error) {
-	var fwd []uint64
-	pos := make(map[uint64]int) // entry -> index in fwd
-	var ferr error
-	for e, err := range walkList(read, head, head, limit, 0) {
-		if err != nil {
-			ferr = err
-			break
-		}
-		if _, dup := pos[e]; dup {
-			// A cycle not through the head; ListHead would see it too, later.
-			from := head
-			if len(fwd) > 0 {
-				from = fwd[len(fwd)-1]
-			}
-			ferr = &ListError{Head: head, Entry: e, From: from, Count: len(fwd), Msg: "cycle not through the head", Err: ErrListCycle}
-			break
-		}
-		pos[e] = len(fwd)
-		fwd = append(fwd, e)
-	}
+	fwd, pos, _, ferr := collectWalk(walkList(read, head, head, limit, 0), head, nil, "")
 	if ferr == nil {
 		return fwd, nil
 	}
-	var back []uint64
-	seen := make(map[uint64]bool)
-	meet := -1 // index in fwd where the backward walk arrived
-	var berr error
-	for e, err := range walkList(read, head, head, limit, 8) {
-		if err != nil {
-			berr = err
-			break
-		}
-		if i, ok := pos[e]; ok {
-			meet = i
-			break
-		}
-		if seen[e] {
-			berr = &ListError{Head: head, Entry: e, Count: len(back), Msg: "cycle not through the head (backwards)", Err: ErrListCycle}
-			break
-		}
-		seen[e] = true
-		back = append(back, e)
-	}
+	back, _, meet, berr := collectWalk(walkList(read, head, head, limit, 8), head, pos, " (backwards)")
 	dropped := 0
 	if meet >= 0 {
 		dropped = len(fwd) - 1 - meet
@@ -209,6 +171,33 @@ func listEntries(read func(va uint64) (uint64, error), head uint64, limit int) (
 		return out, fmt.Errorf("%w; read %d entries backwards, dropped %d reached forward but not on the list backwards", ferr, len(back), dropped)
 	}
 	return out, fmt.Errorf("%w; read the other %d entries backwards", ferr, len(back))
+}
+
+// collectWalk gathers the entries of one list walk, with each one's index,
+// until the walk ends, breaks, repeats an entry (a cycle: caught at its first
+// repeat, not after Brent's detour), or arrives at an entry of other (the
+// walk the other way): meet is then that entry's index in other, else -1.
+// dir is added to the message of a cycle.
+func collectWalk(walk iter.Seq2[uint64, error], head uint64, other map[uint64]int, dir string) (entries []uint64, pos map[uint64]int, meet int, err error) {
+	pos = make(map[uint64]int)
+	for e, err := range walk {
+		if err != nil {
+			return entries, pos, -1, err
+		}
+		if i, ok := other[e]; ok {
+			return entries, pos, i, nil
+		}
+		if _, dup := pos[e]; dup {
+			from := head
+			if len(entries) > 0 {
+				from = entries[len(entries)-1]
+			}
+			return entries, pos, -1, &ListError{Head: head, Entry: e, From: from, Count: len(entries), Msg: "cycle not through the head" + dir, Err: ErrListCycle}
+		}
+		pos[e] = len(entries)
+		entries = append(entries, e)
+	}
+	return entries, pos, -1, nil
 }
 
 // PerCPUOffsets returns __per_cpu_offset[] for every possible CPU

@@ -116,38 +116,33 @@ func (k *Kernel) readModule(mv Value) (Module, error) {
 		return Module{}, &ModuleError{Addr: mv.Addr(), Err: err}
 	}
 	m := Module{Name: Printable(name), Addr: mv.Addr()}
-	fail := func(err error) (Module, error) { return Module{}, &ModuleError{Addr: m.Addr, Name: m.Name, Err: err} }
+	type region struct {
+		kind string
+		v    Value // a struct with base and size
+	}
+	var regions []region
 	if mv.HasField("mem") {
 		mem := mv.Field("mem")
-		if err := mem.Err(); err != nil {
-			return fail(err)
-		}
 		n := len(modMemKinds)
 		if l := mem.Type().Strip().Len; l > 0 && l < int64(n) {
 			n = int(l) // MOD_MEM_NUM_TYPES of this kernel
 		}
 		for i, kind := range modMemKinds[:n] {
-			mm := mem.Index(int64(i))
-			base, err1 := mm.Field("base").Ptr()
-			size, err2 := mm.Field("size").Uint()
-			if err := firstErr(err1, err2); err != nil {
-				return fail(err)
-			}
-			if size > 0 {
-				m.Ranges = append(m.Ranges, ModuleRange{kind, base, size})
-			}
+			regions = append(regions, region{kind, mem.Index(int64(i))})
 		}
-		return m, nil
+	} else {
+		for _, kind := range []string{"core", "init"} {
+			regions = append(regions, region{kind, mv.Field(kind + "_layout")})
+		}
 	}
-	for _, kind := range []string{"core", "init"} {
-		l := mv.Field(kind + "_layout")
-		base, err1 := l.Field("base").Ptr()
-		size, err2 := l.Field("size").Uint()
+	for _, r := range regions {
+		base, err1 := r.v.Field("base").Ptr()
+		size, err2 := r.v.Field("size").Uint()
 		if err := firstErr(err1, err2); err != nil {
-			return fail(err)
+			return Module{}, &ModuleError{Addr: m.Addr, Name: m.Name, Err: err}
 		}
 		if size > 0 {
-			m.Ranges = append(m.Ranges, ModuleRange{kind, base, size})
+			m.Ranges = append(m.Ranges, ModuleRange{r.kind, base, size})
 		}
 	}
 	return m, nil

@@ -42,32 +42,17 @@ func TestLogCorrupt(t *testing.T) {
 	prb := k.Object(prbPtr, "struct printk_ringbuffer *").Deref()
 	ring := prb.Field("desc_ring")
 	text := prb.Field("text_data_ring")
-	countBits, err := ring.Field("count_bits").Uint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := ring.Field("head_id.counter").Uint()
-	if err != nil {
-		t.Fatal(err)
-	}
+	countBits := uintOf(t, ring.Field("count_bits"))
+	head := uintOf(t, ring.Field("head_id.counter"))
 	// A committed record with text, a few before the newest.
 	slot := int64((head - 3) & (1<<countBits - 1))
 	desc := ring.Field("descs").Index(slot)
 	info := ring.Field("infos").Index(slot)
-	seq, err := info.Field("seq").Uint()
-	if err != nil {
-		t.Fatal(err)
-	}
+	seq := uintOf(t, info.Field("seq"))
 	beginVA := desc.Field("text_blk_lpos.begin").Addr()
 	begin := c.word(t, beginVA)
-	dataVA, err := text.Field("data").Ptr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sizeBits, err := text.Field("size_bits").Uint()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dataVA := uintOf(t, text.Field("data"))
+	sizeBits := uintOf(t, text.Field("size_bits"))
 	next := c.word(t, desc.Field("text_blk_lpos.next").Addr())
 	blockVA := dataVA + begin&(1<<sizeBits-1)
 	if begin>>sizeBits != next>>sizeBits {
