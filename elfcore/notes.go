@@ -2,7 +2,10 @@ package elfcore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+
+	"github.com/vmleak/vmleak/internal/elfnote"
 )
 
 // Note types and names this package decodes.
@@ -16,41 +19,26 @@ const (
 )
 
 // parseNotes decodes a buffer of ELF notes (4-byte aligned as in every core
-// file). A note header of all zeros ends the list: older kernels pad the
-// per-CPU note buffers with zeros. Sizes that run past the buffer are an
-// error rather than silently truncated notes.
+// file). An empty note ends the list: Linux ends its crash notes with one
+// and older kernels pad the per-CPU note buffers with zeros. Sizes that run
+// past the buffer are an error rather than silently truncated notes.
 func parseNotes(b []byte, bo binary.ByteOrder) ([]Note, error) {
 	var notes []Note
-	off := 0
-	for len(b)-off >= 12 {
-		namesz := uint64(bo.Uint32(b[off:]))
-		descsz := uint64(bo.Uint32(b[off+4:]))
-		typ := bo.Uint32(b[off+8:])
-		if namesz == 0 && descsz == 0 && typ == 0 {
+	for n, err := range elfnote.All(b, bo) {
+		if err != nil {
+			var fe *elfnote.FormatError
+			if errors.As(err, &fe) {
+				return notes, fmt.Errorf("note %d at +%#x: %s", len(notes), fe.Off, fe.Msg)
+			}
+			return notes, err
+		}
+		if n.Empty() {
 			break
 		}
-		p := uint64(off + 12)
-		nameEnd := p + namesz
-		descOff := align4(nameEnd)
-		descEnd := descOff + descsz
-		if descEnd > uint64(len(b)) {
-			return notes, fmt.Errorf("note %d at +%#x: name size %d and desc size %d run past the %d-byte note segment", len(notes), off, namesz, descsz, len(b))
-		}
-		name := b[p:nameEnd]
-		for len(name) > 0 && name[len(name)-1] == 0 {
-			name = name[:len(name)-1]
-		}
-		notes = append(notes, Note{Name: string(name), Type: typ, Desc: b[descOff:descEnd:descEnd]})
-		next := align4(descEnd)
-		if next > uint64(len(b)) {
-			break
-		}
-		off = int(next)
+		notes = append(notes, Note{Name: n.Name, Type: n.Type, Desc: n.Desc})
 	}
 	return notes, nil
 }
-
-func align4(x uint64) uint64 { return (x + 3) &^ 3 }
 
 // finishNotes derives VMCOREINFO, PRStatus and QEMU CPU states from d.notes.
 func (d *Dump) finishNotes() {

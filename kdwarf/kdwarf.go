@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/vmleak/vmleak/internal/elfnote"
 )
 
 // Errors.
@@ -232,34 +233,8 @@ func readBuildID(ef *elf.File) []byte {
 		if err != nil {
 			continue
 		}
-		if id := findGNUNote(b, ef.ByteOrder, 3); id != nil {
+		if id := elfnote.BuildID(b, ef.ByteOrder); id != nil {
 			return id
-		}
-	}
-	return nil
-}
-
-func findGNUNote(b []byte, bo binary.ByteOrder, typ uint32) []byte {
-	align4 := func(n uint64) uint64 { return (n + 3) &^ 3 }
-	for len(b) >= 12 {
-		namesz, descsz, t := uint64(bo.Uint32(b)), uint64(bo.Uint32(b[4:])), bo.Uint32(b[8:])
-		b = b[12:]
-		if align4(namesz) > uint64(len(b)) {
-			return nil
-		}
-		name := b[:namesz]
-		b = b[align4(namesz):]
-		if align4(descsz) > uint64(len(b)) && descsz > uint64(len(b)) {
-			return nil
-		}
-		desc := b[:descsz]
-		if align4(descsz) <= uint64(len(b)) {
-			b = b[align4(descsz):]
-		} else {
-			b = nil
-		}
-		if t == typ && string(bytes.TrimRight(name, "\x00")) == "GNU" {
-			return bytes.Clone(desc)
 		}
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/vmleak/vmleak/internal/elfnote"
 	"github.com/vmleak/vmleak/kdwarf"
 )
 
@@ -334,7 +335,9 @@ func (k *Kernel) ModuleBuildID(m Module) ([]byte, error) {
 		if err := k.ReadVirt(b, data); err != nil {
 			return nil, fmt.Errorf("%w: module %s notes: %w", ErrNoBuildID, m.Name, err)
 		}
-		if id := gnuBuildIDNote(b); id != nil {
+		// The notes are in the kernel's byte order: little-endian on x86_64,
+		// the only architecture OpenDump accepts.
+		if id := elfnote.BuildID(b, binary.LittleEndian); id != nil {
 			return id, nil
 		}
 	}
@@ -398,29 +401,6 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// gnuBuildIDNote finds the NT_GNU_BUILD_ID descriptor in ELF note data.
-func gnuBuildIDNote(b []byte) []byte {
-	for len(b) >= 12 {
-		namesz := int(binary.LittleEndian.Uint32(b))
-		descsz := int(binary.LittleEndian.Uint32(b[4:]))
-		typ := binary.LittleEndian.Uint32(b[8:])
-		b = b[12:]
-		nameEnd := (namesz + 3) &^ 3
-		descEnd := nameEnd + (descsz+3)&^3
-		if namesz < 0 || descsz < 0 || nameEnd > len(b) || nameEnd+descsz > len(b) {
-			return nil
-		}
-		if typ == 3 && string(bytes.TrimRight(b[:namesz], "\x00")) == "GNU" && descsz > 0 {
-			return bytes.Clone(b[nameEnd : nameEnd+descsz])
-		}
-		if descEnd > len(b) {
-			return nil
-		}
-		b = b[descEnd:]
-	}
-	return nil
 }
 
 // ModuleSections returns the run-time address of each of a loaded module's

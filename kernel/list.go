@@ -17,6 +17,7 @@ const DefaultListLimit = 1 << 24
 type ListError struct {
 	Head  uint64
 	Entry uint64 // the entry where the walk stopped
+	From  uint64 // the entry (or the head) whose link led to Entry; 0 for the head itself
 	Count int    // entries yielded before the error
 	Msg   string
 	Err   error
@@ -24,6 +25,9 @@ type ListError struct {
 
 func (e *ListError) Error() string {
 	s := fmt.Sprintf("kernel: list at %#x: %s at entry %#x after %d entries", e.Head, e.Msg, e.Entry, e.Count)
+	if e.From != 0 && e.From != e.Head {
+		s += fmt.Sprintf(" (linked from entry %#x)", e.From)
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}
@@ -72,47 +76,53 @@ func (k *Kernel) Chain(first uint64, limit int) iter.Seq2[uint64, error] {
 }
 
 func (k *Kernel) walk(head, stop uint64, limit int, linkOff uint64) iter.Seq2[uint64, error] {
+	return walkList(k.readPtr, head, stop, limit, linkOff)
+}
+
+// walkList is the walk behind ListHead, ListHeadReverse and Chain, reading
+// links with read.
+func walkList(read func(va uint64) (uint64, error), head, stop uint64, limit int, linkOff uint64) iter.Seq2[uint64, error] {
 	if limit <= 0 {
 		limit = DefaultListLimit
 	}
 	return func(yield func(uint64, error) bool) {
 		count := 0
-		cur := head
+		cur, from := head, uint64(0)
 		if stop != 0 {
-			next, err := k.readPtr(head + linkOff)
+			next, err := read(head + linkOff)
 			if err != nil {
 				yield(0, &ListError{Head: head, Entry: head, Msg: "unreadable head", Err: err})
 				return
 			}
-			cur = next
+			cur, from = next, head
 		}
 		// Brent: remember a "tortoise" and move it to the hare at powers of two.
 		tortoise, power, lam := cur, 1, 0
 		for cur != stop {
 			if cur == 0 {
-				yield(0, &ListError{Head: head, Entry: cur, Count: count, Msg: "NULL link"})
+				yield(0, &ListError{Head: head, Entry: cur, From: from, Count: count, Msg: "NULL link"})
 				return
 			}
 			if count >= limit {
-				yield(0, &ListError{Head: head, Entry: cur, Count: count, Msg: fmt.Sprintf("more than %d entries", limit), Err: ErrListTooLong})
+				yield(0, &ListError{Head: head, Entry: cur, From: from, Count: count, Msg: fmt.Sprintf("more than %d entries", limit), Err: ErrListTooLong})
 				return
 			}
-			next, err := k.readPtr(cur + linkOff)
+			next, err := read(cur + linkOff)
 			if err != nil {
-				yield(0, &ListError{Head: head, Entry: cur, Count: count, Msg: "unreadable link", Err: err})
+				yield(0, &ListError{Head: head, Entry: cur, From: from, Count: count, Msg: "unreadable link", Err: err})
 				return
 			}
 			if !yield(cur, nil) {
 				return
 			}
 			count++
-			cur = next
+			cur, from = next, cur
 			if cur == stop {
 				return
 			}
 			lam++
 			if cur == tortoise {
-				yield(0, &ListError{Head: head, Entry: cur, Count: count, Msg: "cycle not through the head", Err: ErrListCycle})
+				yield(0, &ListError{Head: head, Entry: cur, From: from, Count: count, Msg: "cycle not through the head", Err: ErrListCycle})
 				return
 			}
 			if lam == power {
@@ -120,6 +130,74 @@ func (k *Kernel) walk(head, stop uint64, limit int, linkOff uint64) iter.Seq2[ui
 			}
 		}
 	}
+}
+
+// ListEntries returns the entries of the circular list at head in order,
+// reading past a broken link: when the walk forward (ListHead) stops at an
+// unreadable or NULL link or a cycle, the rest of the list is read backwards
+// from the head through prev links until the two walks meet, so one bad
+// entry or missing page loses what lies between the breaks, not the whole
+// tail of the list. Entries the forward walk reached beyond the meeting
+// point are not on the list as its prev links tell it (a corrupt next
+// pointer into memory that still reads) and are left out.
+//
+// On a broken list it returns what it read and an error wrapping the
+// forward walk's *ListError (whose From is the entry with the broken link)
+// and, if the backward walk broke too, its *ListError. Each walk is bounded
+// by limit (<= 0: DefaultListLimit) and no entry is returned twice.
+func (k *Kernel) ListEntries(head uint64, limit int) ([]uint64, error) {
+	return listEntries(k.readPtr, head, limit)
+}
+
+func listEntries(read func(va uint64) (uint64, error), head uint64, limit int) ([]uint64, error) {
+	fwd, pos, _, ferr := collectWalk(walkList(read, head, head, limit, 0), head, nil, "")
+	if ferr == nil {
+		return fwd, nil
+	}
+	back, _, meet, berr := collectWalk(walkList(read, head, head, limit, 8), head, pos, " (backwards)")
+	dropped := 0
+	if meet >= 0 {
+		dropped = len(fwd) - 1 - meet
+		fwd = fwd[:meet+1]
+	}
+	out := fwd
+	for i := len(back) - 1; i >= 0; i-- {
+		out = append(out, back[i])
+	}
+	switch {
+	case berr != nil:
+		return out, fmt.Errorf("%w; read %d entries backwards, then %w", ferr, len(back), berr)
+	case dropped > 0:
+		return out, fmt.Errorf("%w; read %d entries backwards, dropped %d reached forward but not on the list backwards", ferr, len(back), dropped)
+	}
+	return out, fmt.Errorf("%w; read the other %d entries backwards", ferr, len(back))
+}
+
+// collectWalk gathers the entries of one list walk, with each one's index,
+// until the walk ends, breaks, repeats an entry (a cycle: caught at its first
+// repeat, not after Brent's detour), or arrives at an entry of other (the
+// walk the other way): meet is then that entry's index in other, else -1.
+// dir is added to the message of a cycle.
+func collectWalk(walk iter.Seq2[uint64, error], head uint64, other map[uint64]int, dir string) (entries []uint64, pos map[uint64]int, meet int, err error) {
+	pos = make(map[uint64]int)
+	for e, err := range walk {
+		if err != nil {
+			return entries, pos, -1, err
+		}
+		if i, ok := other[e]; ok {
+			return entries, pos, i, nil
+		}
+		if _, dup := pos[e]; dup {
+			from := head
+			if len(entries) > 0 {
+				from = entries[len(entries)-1]
+			}
+			return entries, pos, -1, &ListError{Head: head, Entry: e, From: from, Count: len(entries), Msg: "cycle not through the head" + dir, Err: ErrListCycle}
+		}
+		pos[e] = len(entries)
+		entries = append(entries, e)
+	}
+	return entries, pos, -1, nil
 }
 
 // PerCPUOffsets returns __per_cpu_offset[] for every possible CPU

@@ -1,65 +1,20 @@
 package walk
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"math/bits"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/vmleak/vmleak/elfcore"
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/kernel"
 )
 
-// patchedFile is a dump file with some 8-byte words overwritten, as a
-// corrupted or crafted dump would have them.
-type patchedFile struct {
-	f     *os.File
-	words map[int64]uint64 // file offset -> value
-}
-
-func (p *patchedFile) ReadAt(b []byte, off int64) (int, error) {
-	n, err := p.f.ReadAt(b, off)
-	for at, v := range p.words {
-		var w [8]byte
-		binary.LittleEndian.PutUint64(w[:], v)
-		for i := range 8 {
-			if j := at + int64(i) - off; j >= 0 && j < int64(n) {
-				b[j] = w[i]
-			}
-		}
-	}
-	return n, err
-}
-
 // fileOffset maps a physical address to its offset in an ELF dump.
-func fileOffset(t *testing.T, d *elfcore.Dump, pa uint64) int64 {
-	for _, s := range d.Segments() {
-		if pa >= s.PAddr && pa+8 <= s.PAddr+s.FileSize {
-			return int64(s.FileOff + pa - s.PAddr)
-		}
-	}
-	t.Fatalf("physical %#x is in no segment", pa)
-	return 0
-}
+var fileOffset = fixture.FileOffset
 
 func openWalker(t *testing.T, m *fixture.Manifest, path string, words map[int64]uint64) (*Walker, func()) {
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := f.Stat()
-	var r io.ReaderAt = f
-	if words != nil {
-		r = &patchedFile{f, words}
-	}
-	d, err := elfcore.NewDump(r, st.Size(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixture.OpenPatched(t, path, words)
 	k, err := kernel.OpenDump(d, path, kernel.Options{Vmlinux: m.Vmlinux()})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +23,7 @@ func openWalker(t *testing.T, m *fixture.Manifest, path string, words map[int64]
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, func() { k.Close(); f.Close() }
+	return w, func() { k.Close() }
 }
 
 // A slab with a non-empty freelist, of a cache with several slabs.

@@ -60,49 +60,19 @@ type Walker struct {
 }
 
 // cacheEntries returns the list_head addresses of slab_caches in order. If a
-// next link cannot be read (a page missing from the dump), the rest is
-// reached backwards through prev links, so one bad page loses one cache.
+// link is broken (a page missing from the dump, a corrupt pointer), the rest
+// is reached backwards through prev links (kernel.ListEntries), so one bad
+// page loses one cache, not the rest of the list.
 func (w *Walker) cacheEntries(head uint64) ([]uint64, error) {
-	var fwd []uint64
-	var ferr error
-	for e, err := range w.k.ListHead(head, maxCaches) {
-		if err != nil {
-			ferr = err
-			break
+	entries, err := w.k.ListEntries(head, maxCaches)
+	if err != nil {
+		if len(entries) == 0 {
+			return nil, fmt.Errorf("walk: slab_caches: %w", err)
 		}
-		fwd = append(fwd, e)
+		w.warnf("slab_caches: %v", err)
+		w.lost++ // at least the entry behind the broken link
 	}
-	if ferr == nil {
-		return fwd, nil
-	}
-	w.warnf("slab_caches: %v; reading the rest backwards", ferr)
-	w.lost++ // the entry whose link was unreadable
-	seen := make(map[uint64]bool, len(fwd))
-	for _, e := range fwd {
-		seen[e] = true
-	}
-	var back []uint64
-	for e, err := range w.k.ListHeadReverse(head, maxCaches) {
-		if err != nil {
-			w.warnf("slab_caches backwards: %v", err)
-			break
-		}
-		if seen[e] {
-			break
-		}
-		back = append(back, e)
-	}
-	if len(fwd) == 0 && len(back) == 0 {
-		return nil, fmt.Errorf("walk: slab_caches: %w", ferr)
-	}
-	// The entry whose next link failed is fwd's last; backwards ends before it.
-	if n := len(fwd); n > 0 {
-		fwd = fwd[:n-1]
-	}
-	for i := len(back) - 1; i >= 0; i-- {
-		fwd = append(fwd, back[i])
-	}
-	return fwd, nil
+	return entries, nil
 }
 
 const (

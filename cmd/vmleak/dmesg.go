@@ -37,6 +37,7 @@ kernel's own dmesg shows them (seconds since boot).
 			} else {
 				writeLog(c.OutOrStdout(), log)
 			}
+			printWarnings(c.ErrOrStderr(), k.Warnings())
 			if err != nil {
 				fmt.Fprintf(c.ErrOrStderr(), "vmleak: warning: %v\n", err)
 				return errPartial
