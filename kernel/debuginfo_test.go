@@ -36,10 +36,11 @@ func TestModuleDebuginfo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opened := 0
+		opened, outOfTree := 0, 0
 		for _, mod := range mods {
 			if m.TestModule != nil && mod.Name == m.TestModule.Module {
 				testOutOfTree(t, m, k, mod, dbgDir)
+				outOfTree++
 				continue
 			}
 			md, err := k.OpenModuleDebuginfo(mod, dirs)
@@ -53,6 +54,9 @@ func TestModuleDebuginfo(t *testing.T) {
 		}
 		if opened == 0 {
 			t.Error("no module debuginfo opened")
+		}
+		if m.TestModule != nil && outOfTree != 1 {
+			t.Errorf("the test module %s is loaded %d times, want once: its debuginfo went unchecked", m.TestModule.Module, outOfTree)
 		}
 		t.Logf("%s: debuginfo of %d of %d modules found and checked", m.Name, opened, len(mods))
 

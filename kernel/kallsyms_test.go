@@ -70,10 +70,17 @@ func TestKallsyms(t *testing.T) {
 			t.Errorf("%d of %d compared symbols agree (need >= 1000 compared and 99%%)", agree, compared)
 		}
 		// Types: text symbols are t/T, and start_kernel is global text.
+		startKernel := 0
 		for _, s := range syms {
-			if s.Name == "start_kernel" && s.Type != 'T' {
-				t.Errorf("start_kernel has type %c", s.Type)
+			if s.Name == "start_kernel" {
+				startKernel++
+				if s.Type != 'T' {
+					t.Errorf("start_kernel has type %c", s.Type)
+				}
 			}
+		}
+		if startKernel != 1 {
+			t.Errorf("start_kernel is in kallsyms %d times, want once", startKernel)
 		}
 
 		mods, err := k.Modules()

@@ -38,7 +38,10 @@ func TestSlabsEqualsCrashText(t *testing.T) {
 	for _, m := range fixture.All(t) {
 		for _, d := range m.Dumps {
 			if !m.HasOracle(crashTwin(d)) {
-				continue
+				if m.Suite == "bookworm" {
+					t.Errorf("%s: no crash output %s for a 6.1 dump", m.Name, crashTwin(d))
+				}
+				continue // crash cannot read this kernel
 			}
 			t.Run(m.Name+"/"+d.File, func(t *testing.T) {
 				code, out, errs := vmleak(t, "slabs", m.DumpPath(d), "--vmlinux", m.Vmlinux())
@@ -57,7 +60,10 @@ func TestSlabsEqualsCrashText(t *testing.T) {
 	}
 }
 
-func lineDiff(have, want string) string {
+func lineDiff(have, want string) string { return labelledDiff(have, want, "vmleak: ", "crash:  ") }
+
+// labelledDiff lists the lines that differ, each side under its label.
+func labelledDiff(have, want, haveLabel, wantLabel string) string {
 	h, w := strings.Split(have, "\n"), strings.Split(want, "\n")
 	var sb strings.Builder
 	for i := 0; i < max(len(h), len(w)); i++ {
@@ -69,7 +75,7 @@ func lineDiff(have, want string) string {
 			b = w[i]
 		}
 		if a != b {
-			sb.WriteString("vmleak: " + a + "\ncrash:  " + b + "\n")
+			sb.WriteString(haveLabel + a + "\n" + wantLabel + b + "\n")
 		}
 	}
 	return sb.String()
