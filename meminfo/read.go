@@ -745,22 +745,12 @@ func (r *reader) cpuMask(sym string, n int) (map[int]bool, error) {
 // ---- Vmalloc ----
 
 func (r *reader) vmallocTotal() (int64, error) {
-	// arch/x86/include/asm/pgtable_64_types.h: VMALLOC_SIZE_TB is 12800 with
-	// 5-level paging, 32 with 4; VMALLOC_END is VMALLOC_START + size - 1,
-	// a quarter of that under KMSAN.
-	var tb uint64 = 32
-	switch r.k.Layout().Levels {
-	case 5:
-		tb = 12800
-	case 4:
-	default:
-		return 0, fmt.Errorf("%d-level paging", r.k.Layout().Levels)
+	// VMALLOC_END is VMALLOC_START + size - 1.
+	v, err := r.mm.Vmalloc()
+	if err != nil {
+		return 0, err
 	}
-	size := tb << 40
-	if r.hasSym("kmsan_enabled") {
-		size >>= 2
-	}
-	return int64((size - 1) >> 10), nil
+	return int64((v.Size - 1) >> 10), nil
 }
 
 // ---- EarlyMemtestBad ----

@@ -212,8 +212,7 @@ func (s *Symbolizer) readTask(task uint64) (Task, error) {
 // vmalloc is an address in vmalloc space: in which vmap area, allocated by
 // whom (vm_struct.caller).
 func (s *Symbolizer) vmalloc(r *Result, va uint64) bool {
-	lay := s.k.Layout()
-	if va < lay.VmallocBase || va-lay.VmallocBase >= vmallocSpan(lay) {
+	if v, err := s.mm.Vmalloc(); err != nil || !v.Contains(va) {
 		return false
 	}
 	s.areasOnce.Do(func() { s.areas, s.areasErr = s.readAreas() })

@@ -160,14 +160,6 @@ func (s *Symbolizer) Identify(va uint64) Result {
 	return r
 }
 
-// vmallocSpan is the size of x86_64's vmalloc space (VMALLOC_SIZE_TB:
-// 32 TiB with 4-level paging, 12800 TiB with 5-level).
-func vmallocSpan(l kernel.Layout) uint64 {
-	if l.Levels == 5 {
-		return 12800 << 40
-	}
-	return 32 << 40
-}
 
 // directMap is a slab object or some other page of the direct map.
 func (s *Symbolizer) directMap(r *Result, va uint64) {
@@ -261,8 +253,7 @@ func (s *Symbolizer) page(pfn uint64) (*Page, error) {
 
 // structPage is an address inside the memory map.
 func (s *Symbolizer) structPage(r *Result, va uint64) bool {
-	lay := s.k.Layout()
-	if va < lay.VmemmapBase || va-lay.VmemmapBase >= vmemmapSpan(lay) {
+	if !s.mm.Vmemmap().Contains(va) {
 		return false
 	}
 	pfn, off, ok := s.mm.PagePFN(va)
@@ -283,15 +274,6 @@ func (s *Symbolizer) structPage(r *Result, va uint64) bool {
 	return true
 }
 
-// vmemmapSpan is the size of x86_64's memory map region
-// (Documentation/arch/x86/x86_64/mm.rst: 1 TiB with 4-level paging,
-// 0.5 PiB with 5-level).
-func vmemmapSpan(l kernel.Layout) uint64 {
-	if l.Levels == 5 {
-		return 1 << 49
-	}
-	return 1 << 40
-}
 
 // symbol is an address in the kernel image.
 func (s *Symbolizer) symbol(r *Result, va uint64) bool {

@@ -267,3 +267,39 @@ func (m *MM) sectionRanges() ([]PFNRange, error) {
 	}
 	return out, nil
 }
+
+// Region is a range of kernel virtual addresses [Start, Start+Size).
+type Region struct{ Start, Size uint64 }
+
+// Contains tells whether va lies in the region.
+func (r Region) Contains(va uint64) bool { return va >= r.Start && va-r.Start < r.Size }
+
+// Vmalloc is the vmalloc space: VMALLOC_START (vmalloc_base) and
+// VMALLOC_SIZE_TB of arch/x86/include/asm/pgtable_64_types.h, 32 TiB with
+// 4-level paging and 12800 TiB with 5-level, a quarter of it under KMSAN.
+func (m *MM) Vmalloc() (Region, error) {
+	var tb uint64
+	switch m.lay.Levels {
+	case 4:
+		tb = 32
+	case 5:
+		tb = 12800
+	default:
+		return Region{}, fmt.Errorf("mm: %d-level paging", m.lay.Levels)
+	}
+	size := tb << 40
+	if _, err := m.k.Symbol("kmsan_enabled"); err == nil {
+		size >>= 2
+	}
+	return Region{m.lay.VmallocBase, size}, nil
+}
+
+// Vmemmap is the memory map's region (Documentation/arch/x86/x86_64/mm.rst:
+// 1 TiB with 4-level paging, 0.5 PiB with 5-level); struct pages exist in it
+// only for page frames below MaxPFN.
+func (m *MM) Vmemmap() Region {
+	if m.lay.Levels == 5 {
+		return Region{m.lay.VmemmapBase, 1 << 49}
+	}
+	return Region{m.lay.VmemmapBase, 1 << 40}
+}
