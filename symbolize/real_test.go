@@ -135,6 +135,35 @@ func TestIdentifyEveryKind(t *testing.T) {
 				func(r symbolize.Result) bool { return r.CPU != nil && *r.CPU == cpu && r.Symbol == "runqueues+0x40" }})
 		}
 
+		// Each CPU's hard-IRQ stack is vmap'ed by irq_init_percpu_irqstack
+		// (VMAP_STACK); hardirq_stack_ptr points near its top. It sits in
+		// struct pcpu_hot on 6.12 and is its own per-CPU variable on 6.1 and
+		// 7.x: the symbols say which.
+		for cpu := range offs {
+			var top uint64
+			if a, err := k.Symbol("hardirq_stack_ptr"); err == nil {
+				pa, err := k.PerCPU(a, cpu)
+				if err != nil {
+					t.Fatal(err)
+				}
+				top = mustU(t, k.Object(pa, "struct irq_stack *"))
+			} else {
+				a, err := k.Symbol("pcpu_hot")
+				if err != nil {
+					t.Fatal(err)
+				}
+				pa, err := k.PerCPU(a, cpu)
+				if err != nil {
+					t.Fatal(err)
+				}
+				top = mustU(t, k.Object(pa, "struct pcpu_hot").Field("hardirq_stack_ptr"))
+			}
+			checks = append(checks, check{fmt.Sprintf("CPU %d's IRQ stack", cpu), top - 0x100, symbolize.KindVmalloc,
+				func(r symbolize.Result) bool {
+					return r.Area != nil && strings.HasPrefix(r.Area.Caller, "irq_init_percpu_irqstack+")
+				}})
+		}
+
 		// The boot CPU's idle task's stack.
 		stack := mustU(t, k.Var("init_task", "struct task_struct").Field("stack"))
 		checks = append(checks, check{"init_task's stack", stack + 0x100, symbolize.KindStack,
