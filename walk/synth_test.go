@@ -175,6 +175,36 @@ func TestSynthRCUPendingSlab(t *testing.T) {
 	}
 }
 
+// Without CONFIG_SLUB_DEBUG the kernel keeps no slab or object totals: the
+// counters say why they are missing, and no cache is called disagreeing,
+// complete or partial.
+func TestSynthCountersUnavailable(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		change  func(*synth.Kernel, map[string]*synth.Cache)
+		partial bool
+	}{
+		{"complete", nil, false},
+		{"missing struct pages", func(k *synth.Kernel, _ map[string]*synth.Cache) { k.DropStructPages(fullSlabPFN) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openSynth(t, synth.Config{Version: synth.V6_1}, tc.change)
+			c, err := s.w.Census()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Partial != tc.partial {
+				t.Errorf("partial %v, want %v", c.Partial, tc.partial)
+			}
+			for _, cs := range c.Caches {
+				if cs.Counters.Unavailable == "" || cs.Disagree || cs.Why != "" {
+					t.Errorf("%s: counters %+v, disagree %v (%s); want unavailable, no disagreement", cs.Name, cs.Counters, cs.Disagree, cs.Why)
+				}
+			}
+		})
+	}
+}
+
 func (s *synthKernel) open(t *testing.T) *synthKernel {
 	t.Helper()
 	dir := t.TempDir()
