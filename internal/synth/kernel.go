@@ -177,7 +177,9 @@ type Kernel struct {
 	syms []symbol
 	err  error
 
-	Caches       []*Cache
+	Caches []*Cache
+	// MappedPFNs are page-cache pages mapped into user space (_mapcount 0).
+	MappedPFNs   []uint64
 	slabCaches   uint64
 	percpu       []uint64 // each CPU's per-CPU area (direct map)
 	percpuNext   uint64
@@ -286,6 +288,25 @@ func New(cfg Config) *Kernel {
 
 	k.slabCaches = k.symbol(secData, "slab_caches", 16, 16, sttObject, false)
 	k.listInit(k.slabCaches)
+
+	// Page-cache pages mapped once into user space: _mapcount 0, so
+	// page_type is 0, every page type bit clear under a clear
+	// PAGE_TYPE_BASE; on an LRU list through lru, where struct slab has
+	// slab_cache (v6.2+) or slab_list.
+	mapping := k.kzalloc(256) // a struct address_space's worth
+	lru := k.kzalloc(16)
+	k.listInit(lru)
+	for i := range uint64(8) {
+		pfn := k.allocPages(1, 1)
+		k.MappedPFNs = append(k.MappedPFNs, pfn)
+		pg := k.PageVA(pfn)
+		k.set(pg, "struct page", "flags", 1<<k.pt.lruFlag|1<<k.pt.uptodateFlag)
+		k.set(pg, "struct page", "mapping", mapping)
+		k.set(pg, "struct page", "index", i)
+		k.set(pg, "struct page", "_mapcount", 0)
+		k.set(pg, "struct page", "_refcount", 2)
+		k.listAddTail(pg+k.Offset("struct page", "lru"), lru)
+	}
 	return k
 }
 

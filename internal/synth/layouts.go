@@ -1,6 +1,8 @@
 package synth
 
 import (
+	"slices"
+
 	"github.com/cilium/ebpf/btf"
 )
 
@@ -67,23 +69,50 @@ func (v Version) release() string {
 
 // pageTypes says how a version marks slab and free buddy pages.
 type pageTypes struct {
-	slabFlag  int    // PG_slab bit of page->flags; -1 when slab is a page type
-	headFlag  int    // PG_head
-	slabType  uint32 // bit cleared in page_type for slab pages (inverted scheme)
-	buddyType uint32 // bit cleared in page_type for free buddy heads
-	typeBase  uint32 // PAGE_TYPE_BASE
+	slabFlag     int    // PG_slab bit of page->flags; -1 when slab is a page type
+	headFlag     int    // PG_head
+	lruFlag      int    // PG_lru
+	uptodateFlag int    // PG_uptodate
+	slabType     uint32 // bit cleared in page_type for slab pages (inverted scheme)
+	buddyType    uint32 // bit cleared in page_type for free buddy heads
+	typeBase     uint32 // PAGE_TYPE_BASE
 }
 
 func (v Version) pageTypes() pageTypes {
+	bit := func(name string) int {
+		if i := slices.Index(v.pageflags(), name); i >= 0 {
+			return i
+		}
+		return -1
+	}
+	pt := pageTypes{slabFlag: bit("PG_slab"), headFlag: bit("PG_head"), lruFlag: bit("PG_lru"),
+		uptodateFlag: bit("PG_uptodate"), buddyType: 0x80, typeBase: 0xf0000000}
+	switch v {
+	case V6_10:
+		pt.slabType = 0x1000
+	case V6_11:
+		pt.slabType, pt.buddyType, pt.typeBase = 0x02000000, 0x40000000, 0x80000000
+	}
+	return pt
+}
+
+// pageflags are the first members of enum pageflags (include/linux/page-flags.h).
+func (v Version) pageflags() []string {
 	switch v {
 	case V4_18:
-		return pageTypes{slabFlag: 8, headFlag: 15, buddyType: 0x80, typeBase: 0xf0000000}
+		return []string{"PG_locked", "PG_error", "PG_referenced", "PG_uptodate", "PG_dirty", "PG_lru", "PG_active",
+			"PG_waiters", "PG_slab", "PG_owner_priv_1", "PG_arch_1", "PG_reserved", "PG_private", "PG_private_2",
+			"PG_writeback", "PG_head", "PG_mappedtodisk", "PG_reclaim", "PG_swapbacked", "PG_unevictable", "PG_mlocked"}
 	case V6_1:
-		return pageTypes{slabFlag: 9, headFlag: 16, buddyType: 0x80, typeBase: 0xf0000000}
-	case V6_10:
-		return pageTypes{slabFlag: -1, headFlag: 6, slabType: 0x1000, buddyType: 0x80, typeBase: 0xf0000000}
+		return []string{"PG_locked", "PG_referenced", "PG_uptodate", "PG_dirty", "PG_lru", "PG_active", "PG_workingset",
+			"PG_waiters", "PG_error", "PG_slab", "PG_owner_priv_1", "PG_arch_1", "PG_reserved", "PG_private",
+			"PG_private_2", "PG_writeback", "PG_head", "PG_mappedtodisk", "PG_reclaim", "PG_swapbacked",
+			"PG_unevictable", "PG_mlocked"}
 	}
-	return pageTypes{slabFlag: -1, headFlag: 6, slabType: 0x02000000, buddyType: 0x40000000, typeBase: 0x80000000}
+	return []string{"PG_locked", "PG_writeback", "PG_referenced", "PG_uptodate", "PG_dirty", "PG_lru", "PG_head",
+		"PG_waiters", "PG_active", "PG_workingset", "PG_error", "PG_owner_priv_1", "PG_arch_1", "PG_reserved",
+		"PG_private", "PG_private_2", "PG_mappedtodisk", "PG_reclaim", "PG_swapbacked", "PG_unevictable",
+		"PG_mlocked"}
 }
 
 // hasStructSlab: d122019bf061 (v5.17).
@@ -172,21 +201,7 @@ func kernelTypes(cfg Config) *ctypes {
 	// Enumerators the readers look up, with their neighbours.
 	pt := v.pageTypes()
 	var flags []btf.EnumValue
-	names := map[Version][]string{
-		V4_18: {"PG_locked", "PG_error", "PG_referenced", "PG_uptodate", "PG_dirty", "PG_lru", "PG_active",
-			"PG_waiters", "PG_slab", "PG_owner_priv_1", "PG_arch_1", "PG_reserved", "PG_private", "PG_private_2",
-			"PG_writeback", "PG_head", "PG_mappedtodisk", "PG_reclaim", "PG_swapbacked", "PG_unevictable", "PG_mlocked"},
-		V6_1: {"PG_locked", "PG_referenced", "PG_uptodate", "PG_dirty", "PG_lru", "PG_active", "PG_workingset",
-			"PG_waiters", "PG_error", "PG_slab", "PG_owner_priv_1", "PG_arch_1", "PG_reserved", "PG_private",
-			"PG_private_2", "PG_writeback", "PG_head", "PG_mappedtodisk", "PG_reclaim", "PG_swapbacked",
-			"PG_unevictable", "PG_mlocked"},
-		V6_10: {"PG_locked", "PG_writeback", "PG_referenced", "PG_uptodate", "PG_dirty", "PG_lru", "PG_head",
-			"PG_waiters", "PG_active", "PG_workingset", "PG_error", "PG_owner_priv_1", "PG_arch_1", "PG_reserved",
-			"PG_private", "PG_private_2", "PG_mappedtodisk", "PG_reclaim", "PG_swapbacked", "PG_unevictable",
-			"PG_mlocked"},
-	}
-	names[V6_11] = names[V6_10]
-	for i, n := range names[v] {
+	for i, n := range v.pageflags() {
 		flags = append(flags, btf.EnumValue{Name: n, Value: uint64(i)})
 	}
 	c.enum("pageflags", 4, false, append(flags, btf.EnumValue{Name: "__NR_PAGEFLAGS", Value: uint64(len(flags))})...)
