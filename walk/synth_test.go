@@ -1,7 +1,10 @@
 package walk_test
 
 import (
+	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -146,6 +149,51 @@ func have(cs *walk.CacheStats) wantStats {
 		Free: cs.Free, Counters: cs.Counters}
 }
 
+// The census counts exactly the objects the scenario allocated, the
+// counters agree (or are unavailable without SLUB_DEBUG), and the free
+// pointer encoding is recognised.
+func TestSynthCensus(t *testing.T) {
+	for _, l := range synthLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			s := openSynth(t, l.cfg, nil)
+			c, err := s.w.Census()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Partial || len(c.Warnings) > 0 {
+				t.Errorf("partial %v, warnings %q", c.Partial, c.Warnings)
+			}
+			if c.FreelistEncoding != l.enc {
+				t.Errorf("freelist encoding %s, want %s", c.FreelistEncoding, l.enc)
+			}
+			if c.Release != s.sk.Release() {
+				t.Errorf("release %q, want %q", c.Release, s.sk.Release())
+			}
+			if len(c.Caches) != len(s.caches) {
+				t.Errorf("%d caches, want %d", len(c.Caches), len(s.caches))
+			}
+			for name, sc := range s.caches {
+				cs := c.Cache(name)
+				if cs == nil {
+					t.Errorf("no cache %s in the census", name)
+					continue
+				}
+				if d := cmp.Diff(expect(sc, l.cfg.SlubDebug), have(cs)); d != "" {
+					t.Errorf("%s (-want +have):\n%s", name, d)
+				}
+				if cs.Disagree || len(cs.Corrupt) > 0 || cs.UnreadableSlabs > 0 {
+					t.Errorf("%s: disagree %v (%s), corrupt %q, unreadable %d", name, cs.Disagree, cs.Why, cs.Corrupt, cs.UnreadableSlabs)
+				}
+				if cs.Addr != sc.VA || cs.Size != uint64(sc.Spec.Size) || cs.ObjectSize != uint64(sc.Spec.ObjectSize) ||
+					cs.ObjPerSlab != uint64(sc.Objects) || cs.Order != uint64(sc.Spec.Order) || cs.Flags != uint64(sc.Spec.Flags) {
+					t.Errorf("%s: header %+v, want addr %#x size %d object size %d, %d objects of order %d, flags %#x",
+						name, cs, sc.VA, sc.Spec.Size, sc.Spec.ObjectSize, sc.Objects, sc.Spec.Order, sc.Spec.Flags)
+				}
+			}
+		})
+	}
+}
+
 // A slab of a SLAB_TYPESAFE_BY_RCU cache that was discarded but waits for
 // its grace period has rcu_free_slab in the callback_head overlaying
 // slab_list. The counters dropped it; the census must count it apart, its
@@ -205,6 +253,163 @@ func TestSynthCountersUnavailable(t *testing.T) {
 	}
 }
 
+// FindObject names the slab, index and state of allocated and free objects,
+// through compound tail pages, and refuses what is not slab memory.
+func TestSynthFindObject(t *testing.T) {
+	for _, l := range synthLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			s := openSynth(t, l.cfg, nil)
+			k256, sig := s.cache(t, "kmalloc-256"), s.cache(t, "sighand_cache")
+			for _, tc := range []struct {
+				name      string
+				slab      *synth.Slab
+				index     int
+				offset    uint64
+				allocated bool
+				freeOn    string
+			}{
+				{"allocated, full slab", k256.Slabs[0], 31, 17, true, ""},
+				{"allocated, partial slab", k256.Slabs[1], 2, 0, true, ""},
+				{"free, node partial freelist", k256.Slabs[1], 30, 255, false, "slab freelist"},
+				{"free, CPU freelist", k256.Slabs[2], 5, 8, false, "cpu freelist"},
+				{"free, remote free on a CPU slab", k256.Slabs[2], 9, 0, false, "slab freelist"},
+				{"allocated, in a tail page", sig.Slabs[0], 6, 100, true, ""},
+				{"free, CPU freelist in a tail page", sig.Slabs[3], 3, 0, false, "cpu freelist"},
+				{"slab awaiting RCU", sig.Slabs[1], 4, 0, false, "slab awaiting RCU free"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					va := tc.slab.Object(tc.index) + tc.offset
+					o, err := s.w.FindObject(va)
+					if err != nil {
+						t.Fatalf("FindObject(%#x): %v", va, err)
+					}
+					want := walk.Object{Cache: tc.slab.Cache.Spec.Name, CacheAddr: tc.slab.Cache.VA, Slab: tc.slab.PageVA,
+						Index: uint64(tc.index), Addr: tc.slab.Object(tc.index), Offset: tc.offset,
+						Size: uint64(tc.slab.Cache.Spec.ObjectSize), Allocated: tc.allocated, FreeOn: tc.freeOn}
+					if d := cmp.Diff(want, *o); d != "" {
+						t.Errorf("FindObject(%#x) (-want +have):\n%s", va, d)
+					}
+				})
+			}
+			if _, err := s.w.FindObject(k256.VA); !errors.Is(err, walk.ErrNotSlab) {
+				t.Errorf("FindObject(struct kmem_cache %#x): %v, want ErrNotSlab", k256.VA, err)
+			}
+		})
+	}
+}
+
+// Objects lists exactly the allocated objects, in address order; with all,
+// every object of every slab, RCU-pending ones as free.
+func TestSynthObjects(t *testing.T) {
+	for _, l := range synthLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			s := openSynth(t, l.cfg, nil)
+			for name, sc := range s.caches {
+				var want []uint64
+				total := 0
+				for _, sl := range sc.Slabs {
+					for _, i := range sl.Allocated() {
+						want = append(want, sl.Object(i))
+					}
+					total += sl.Objects
+				}
+				slices.Sort(want)
+				var haveAlloc []uint64
+				n := 0
+				for _, all := range []bool{false, true} {
+					err := s.w.Objects(name, all, func(o walk.Object, err error) bool {
+						if err != nil {
+							t.Errorf("%s: %v", name, err)
+							return true
+						}
+						if all {
+							n++
+						} else {
+							haveAlloc = append(haveAlloc, o.Addr)
+						}
+						return true
+					})
+					if err != nil {
+						t.Fatalf("Objects(%s, %v): %v", name, all, err)
+					}
+				}
+				if d := cmp.Diff(want, haveAlloc); d != "" {
+					t.Errorf("%s: allocated objects (-want +have):\n%s", name, d)
+				}
+				if n != total {
+					t.Errorf("%s: %d objects with all, want %d", name, n, total)
+				}
+			}
+			if err := s.w.Objects("no-such-cache", false, func(walk.Object, error) bool { return true }); !errors.Is(err, walk.ErrNoCache) {
+				t.Errorf("Objects(no-such-cache): %v, want ErrNoCache", err)
+			}
+		})
+	}
+}
+
+// A freelist that loops back to its head is reported with the cache and
+// slab address, in the census and by Objects; the counts stand and every
+// other cache is untouched.
+func TestSynthCorruptFreelist(t *testing.T) {
+	for _, l := range synthLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			s := openSynthWith(t, l.cfg, func(specs []synth.CacheSpec) {
+				specs[0].Slabs[1].FreelistLoop = true
+			})
+			bad := s.cache(t, "kmalloc-256").Slabs[1]
+			c, err := s.w.Census()
+			if err != nil {
+				t.Fatal(err)
+			}
+			slabVA := fmt.Sprintf("%#x", bad.PageVA)
+			for name, sc := range s.caches {
+				cs := c.Cache(name)
+				if d := cmp.Diff(expect(sc, l.cfg.SlubDebug), have(cs)); d != "" {
+					t.Errorf("%s (-want +have):\n%s", name, d)
+				}
+				if name != "kmalloc-256" {
+					if len(cs.Corrupt) > 0 {
+						t.Errorf("%s: corrupt %q", name, cs.Corrupt)
+					}
+					continue
+				}
+				if len(cs.Corrupt) != 1 || !strings.Contains(cs.Corrupt[0], slabVA) ||
+					!strings.Contains(cs.Corrupt[0], "already free") || !strings.Contains(cs.Corrupt[0], name) {
+					t.Errorf("%s: corrupt %q, want one report of slab %s: already free", name, cs.Corrupt, slabVA)
+				}
+			}
+			var errs []error
+			if err := s.w.Objects("kmalloc-256", false, func(o walk.Object, err error) bool {
+				if err != nil {
+					errs = append(errs, err)
+				}
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(errs) != 1 || !strings.Contains(errs[0].Error(), slabVA) {
+				t.Errorf("Objects errors %v, want one naming slab %s", errs, slabVA)
+			}
+			o, err := s.w.FindObject(bad.Object(3))
+			if err == nil || !strings.Contains(err.Error(), "already free") || o == nil || o.Allocated {
+				t.Errorf("FindObject in the corrupt slab: %+v, %v; want the free object and the corruption", o, err)
+			}
+		})
+	}
+}
+
+// openSynthWith is openSynth on an altered scenario.
+func openSynthWith(t *testing.T, cfg synth.Config, alter func([]synth.CacheSpec)) *synthKernel {
+	t.Helper()
+	specs := scenario(cfg.Version)
+	alter(specs)
+	s := &synthKernel{sk: synth.New(cfg), caches: map[string]*synth.Cache{}}
+	for _, spec := range specs {
+		s.caches[spec.Name] = s.sk.AddCache(spec)
+	}
+	return s.open(t)
+}
+
 func (s *synthKernel) open(t *testing.T) *synthKernel {
 	t.Helper()
 	dir := t.TempDir()
@@ -220,4 +425,62 @@ func (s *synthKernel) open(t *testing.T) *synthKernel {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// A page of struct pages missing from the dump makes the census partial:
+// the slab it described is lost, the rest is counted, and where the kernel
+// counts slabs the loss is explained rather than called a disagreement.
+func TestSynthMissingStructPages(t *testing.T) {
+	for _, l := range synthLayouts {
+		t.Run(l.name, func(t *testing.T) {
+			s := openSynth(t, l.cfg, func(k *synth.Kernel, cs map[string]*synth.Cache) {
+				for _, c := range cs {
+					for _, sl := range c.Slabs {
+						if sl.PFN/64 == fullSlabPFN/64 && sl != cs["kmalloc-256"].Slabs[0] {
+							t.Fatalf("slab at %#x shares the dropped struct pages", sl.PFN)
+						}
+					}
+				}
+				k.DropStructPages(fullSlabPFN)
+			})
+			c, err := s.w.Census()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.Partial {
+				t.Error("census not partial")
+			}
+			if !slices.ContainsFunc(c.Warnings, func(w string) bool {
+				return strings.Contains(w, "could not be read") && strings.Contains(w, fmt.Sprintf("%#x", fullSlabPFN/64*64))
+			}) {
+				t.Errorf("no warning about the struct pages of pfn %#x: %q", fullSlabPFN/64*64, c.Warnings)
+			}
+			for name, sc := range s.caches {
+				cs := c.Cache(name)
+				want := expect(sc, l.cfg.SlubDebug)
+				if name != "kmalloc-256" {
+					if d := cmp.Diff(want, have(cs)); d != "" {
+						t.Errorf("%s (-want +have):\n%s", name, d)
+					}
+					continue
+				}
+				lost := sc.Slabs[0]
+				if cs.Slabs != want.Slabs-1 || cs.Total != want.Total-int64(lost.Objects) || cs.Allocated != want.Allocated-int64(lost.Objects) {
+					t.Errorf("%s: census %d/%d/%d, want %d/%d/%d (one full slab lost)", name, cs.Allocated, cs.Total, cs.Slabs,
+						want.Allocated-int64(lost.Objects), want.Total-int64(lost.Objects), want.Slabs-1)
+				}
+				if cs.Disagree {
+					t.Errorf("%s: disagreement (%s) where the dump lacks struct pages", name, cs.Why)
+				}
+				// Only the kernel's nr_slabs tells that a slab is missing.
+				wantLost := int64(0)
+				if l.cfg.SlubDebug {
+					wantLost = 1
+				}
+				if cs.UnreadableSlabs != wantLost {
+					t.Errorf("%s: %d unreadable slabs, want %d (%s)", name, cs.UnreadableSlabs, wantLost, cs.Why)
+				}
+			}
+		})
+	}
 }
