@@ -74,6 +74,13 @@ func (k *Kernel) physRanges() [][2]uint64 {
 	}
 }
 
+// NodeSpan is node 0's node_start_pfn and node_spanned_pages: all of the
+// machine's memory, image included.
+func (k *Kernel) NodeSpan() (start, pages uint64) {
+	rs := k.physRanges()
+	return rs[0][0], rs[len(rs)-1][1]
+}
+
 func (k *Kernel) finish() {
 	var present uint64
 	rs := k.physRanges()
@@ -82,9 +89,10 @@ func (k *Kernel) finish() {
 	}
 	pg := func(path string, v uint64) { k.set(k.pgdat, "struct pglist_data", path, v) }
 	pg("nr_zones", 3)
-	pg("node_start_pfn", 0)
+	start, spanned := k.NodeSpan()
+	pg("node_start_pfn", start)
 	pg("node_present_pages", present)
-	pg("node_spanned_pages", rs[len(rs)-1][1])
+	pg("node_spanned_pages", spanned)
 	pg("node_id", 0)
 }
 
