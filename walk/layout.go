@@ -52,7 +52,7 @@ type layout struct {
 	// struct slab (or struct page before v5.17)
 	slabSize                                                            int64
 	slabCache, slabFreelist, slabInuse, slabObjects, slabList, slabNext kernel.Member
-	slabRCUFunc                                                         kernel.Member // rcu_head.func overlaying slab_list
+	slabRCUFunc                                                         kernel.Member // callback_head.func overlaying slab_list
 	hardened                                                            bool          // CONFIG_SLAB_FREELIST_HARDENED (kmem_cache.random exists)
 	// sheaves (7.x)
 	pcsSize                                                  int64
@@ -184,7 +184,12 @@ func newLayout(k *kernel.Kernel) (*layout, error) {
 		l.slabList = sl.req("lru")
 	}
 	l.slabNext = sl.opt("next")
-	l.slabRCUFunc = sl.opt("rcu_head.func")
+	// The rcu_head a discarded slab is queued with: include/linux/types.h
+	// #defines rcu_head to callback_head, so the member declared
+	// "struct rcu_head rcu_head" is named callback_head in the debuginfo.
+	if l.slabRCUFunc = sl.opt("callback_head.func"); !l.slabRCUFunc.Present() {
+		l.slabRCUFunc = sl.opt("rcu_head.func")
+	}
 	if sl.err != nil {
 		return nil, sl.err
 	}

@@ -309,6 +309,11 @@ func (w *Walker) Census() (*Census, error) {
 // when the reason is known.
 func (w *Walker) explain(cs *CacheStats, scanIncomplete bool) {
 	cnt := cs.Counters
+	if cnt.Unavailable != "" {
+		// No counters to compare with (CONFIG_SLUB_DEBUG off): the census
+		// stands alone, and cannot disagree.
+		return
+	}
 	// Sheaf objects are free to users but allocated from the slabs' view,
 	// which is what the counters (and crash, and /proc/slabinfo) report.
 	if cs.Allocated+cs.Free.Sheaves == cnt.Allocated && cs.Total == cnt.Total && cs.Slabs == cnt.Slabs {
