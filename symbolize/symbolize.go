@@ -160,7 +160,6 @@ func (s *Symbolizer) Identify(va uint64) Result {
 	return r
 }
 
-
 // directMap is a slab object or some other page of the direct map.
 func (s *Symbolizer) directMap(r *Result, va uint64) {
 	o, err := s.w.FindObject(va)
@@ -273,7 +272,6 @@ func (s *Symbolizer) structPage(r *Result, va uint64) bool {
 	r.What = fmt.Sprintf("struct page of page frame %#x (physical %#x)+%#x: %s", pfn, uint64(p.Phys), off, p.State)
 	return true
 }
-
 
 // symbol is an address in the kernel image.
 func (s *Symbolizer) symbol(r *Result, va uint64) bool {
