@@ -11,8 +11,10 @@
 //
 // # What each field is, per kernel version
 //
-// Read follows kernel/module/procfs.c m_show() line by line (checked
-// against the 6.1, 6.12 and 7.2 sources):
+// Read follows kernel/module/procfs.c m_show() line by line (read in the
+// 6.1-era and in today's mainline source; where layouts differ the
+// debuginfo is probed, and the 6.1, 6.12 and 7.2 fixtures agree with
+// their guests' /proc/modules):
 //
 //   - Modules come newest first, as the modules list holds them
 //     (kernel.Modules). m_show skips MODULE_STATE_UNFORMED modules (still
@@ -38,8 +40,9 @@
 //   - State maps enum module_state, read by enumerator name from the
 //     debuginfo, to m_show's words: GOING "Unloading", COMING "Loading",
 //     anything else "Live".
-//   - TaintFlags is module_flags(mod, buf, true) as m_show prints it, only
-//     when mod->taints is non-zero: "(" + module_flags_taint(mod->taints) +
+//   - TaintFlags is module_flags() as m_show prints it (6.1's two-argument
+//     form acts as the later show_state true), only when mod->taints is
+//     non-zero: "(" + module_flags_taint(mod->taints) +
 //     "-" if GOING + "+" if COMING + ")". module_flags_taint prints
 //     taint_flags[i].c_true for every set bit i whose taint_flags[i].module
 //     is true; "taint/module: Remove unnecessary taint_flag.module field"
