@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/meminfo"
+	"github.com/vmleak/vmleak/modules"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -209,3 +210,76 @@ func TestGoldenDmesg(t *testing.T) {
 }
 
 func hexPtr(v uint64) *kernel.Hex { h := kernel.Hex(v); return &h }
+
+// sampleModules is a small modules report with the shapes rendering must
+// handle: taint flags, users, a module being loaded, [permanent], 6.4+
+// regions, decoded and undecoded parameters, a module read in part.
+func sampleModules() *modules.Report {
+	ref := func(n int64) *int64 { return &n }
+	str := func(s string) *string { return &s }
+	return &modules.Report{Schema: modules.Schema, Release: "6.12.117+deb13-cloud-amd64", Dump: "vmcore",
+		Taint: modules.Taint{Mask: 0x3200, String: "Tainted: G        W  OE     ", Table: "taint_flags", Flags: []modules.TaintFlag{
+			{Bit: 9, Char: "W", Name: "WARN"},
+			{Bit: 12, Char: "O", Name: "OOT_MODULE", Modules: []string{"vmleak_test"}},
+			{Bit: 13, Char: "E", Name: "UNSIGNED_MODULE", Modules: []string{"vmleak_test"}},
+		}},
+		Modules: []modules.Module{
+			{Name: "vmleak_test", Addr: 0xffffffffc04cb080, Base: 0xffffffffc04c9000, Size: 49152,
+				Regions:  []modules.Region{{Kind: "text", Base: 0xffffffffc04c9000, Size: 8192}, {Kind: "data", Base: 0xffffffffc04cb000, Size: 40960}},
+				Refcount: ref(0), UsedBy: []string{}, State: "Loading", Taints: 0x3000, TaintFlags: "(OE+)",
+				BuildID: "d17dc468043130ea7fa854c4eb0566e4e07fb2f1", Debuginfo: "/usr/lib/debug/lib/modules/6.12.117+deb13-cloud-amd64/updates/vmleak_test.ko",
+				Params: []modules.Param{
+					{Name: "allocated", Ops: "allocated_ops", Perm: "0444"},
+					{Name: "nobj", Ops: "param_ops_uint", Value: str("1000"), Perm: "0444"},
+					{Name: "names", Ops: "param_array_ops", Perm: "0444", Error: "array of 0xffffffffc04ca000: not decoded"},
+				}},
+			{Name: "cdrom", Addr: 0xffffffffc04ae880, Base: 0xffffffffc04a0000, Size: 81920,
+				Regions:  []modules.Region{{Kind: "text", Base: 0xffffffffc04a0000, Size: 81920}},
+				Refcount: ref(1), UsedBy: []string{"isofs", "sr_mod"}, State: "Live",
+				BuildIDError:   "kernel: module build-id not available: module cdrom has no NT_GNU_BUILD_ID note",
+				DebuginfoError: "kernel: no module debuginfo found for module cdrom", Params: []modules.Param{
+					{Name: "lockdoor", Ops: "param_ops_bool", Value: str("Y"), Perm: "0000"},
+				}},
+			{Name: "firmware_class", Addr: 0xffffffffc0401040, Base: 0xffffffffc0400000, Size: 16384,
+				Regions:  []modules.Region{{Kind: "text", Base: 0xffffffffc0400000, Size: 16384}},
+				Refcount: ref(0), UsedBy: []string{}, Permanent: true, State: "Live", Params: []modules.Param{}},
+			{Name: "broken", Addr: 0xffffffffc0300000, State: "?", UsedBy: []string{}, Params: []modules.Param{},
+				Errors: []string{"state: kernel: reading (struct module *)0xffffffffc0300000.state at 0xffffffffc0300000: elfcore: physical address 0x1234000 not in dump (excluded)"}},
+		},
+		Warnings: []string{"module broken at 0xffffffffc0300000: state: ..."},
+		Partial:  true,
+	}
+}
+
+func TestGoldenModules(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		regions bool
+	}{{"modules.txt", false}, {"modules-regions.txt", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			writeModules(&b, sampleModules(), tc.regions)
+			golden(t, tc.name, b.Bytes())
+		})
+	}
+	t.Run("not tainted", func(t *testing.T) {
+		var b bytes.Buffer
+		rep := &modules.Report{Taint: modules.Taint{String: "Not tainted", Table: "built-in"}}
+		writeModules(&b, rep, false)
+		golden(t, "modules-untainted.txt", b.Bytes())
+	})
+	t.Run("modules.json", func(t *testing.T) {
+		b, err := json.MarshalIndent(sampleModules(), "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "modules.json", append(b, '\n'))
+		var back modules.Report
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := json.MarshalIndent(&back, "", "  "); !bytes.Equal(again, b) {
+			t.Error("modules JSON does not round-trip")
+		}
+	})
+}

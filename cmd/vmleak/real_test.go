@@ -187,6 +187,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage: objects of no such cache", []string{"objects", a.DumpPath(a.Dumps[0]), "no-such-cache", "--vmlinux", a.Vmlinux()}, ExitUsage, "no such cache"},
 		{"partial: whatis of missing memory", []string{"whatis", truncated, inTruncated, "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
 		{"partial: truncated dump", []string{"slabs", truncated, "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
+		{"partial: modules of a truncated dump", []string{"modules", truncated, "--vmlinux", kd.Vmlinux(), "--no-debuginfo"}, ExitPartial, "partial"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errs := vmleak(t, tc.args...)
@@ -258,5 +259,57 @@ func TestMeminfoAndDmesg(t *testing.T) {
 	code, out, _ = vmleak(t, "info", m.DumpPath(d), "--vmlinux", m.Vmlinux())
 	if code != ExitOK || !strings.Contains(out, "panic:") || !strings.Contains(out, "dump level 31") {
 		t.Errorf("info exit %d:\n%s", code, out)
+	}
+}
+
+// vmleak modules end to end, one dump of each kernel: the first seven
+// columns of each row are the guest's /proc/modules line, field by field
+// ("-" where /proc/modules prints no taint flags), and --json carries the
+// same modules.
+func TestModulesCommand(t *testing.T) {
+	for _, name := range []string{"bookworm-kdump", "trixie-qemu", "sid-qemu"} {
+		m := fixture.Load(t, name)
+		d := m.Dumps[0]
+		t.Run(name+"/"+d.File, func(t *testing.T) {
+			code, out, errs := vmleak(t, "modules", m.DumpPath(d), "--vmlinux", m.Vmlinux(), "--no-debuginfo")
+			if code != ExitOK {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			var rows [][]string
+			for _, l := range strings.Split(out, "\n") {
+				if f := strings.Fields(l); len(f) >= 7 && f[0] != "NAME" && strings.HasPrefix(f[5], "0x") {
+					rows = append(rows, f[:7])
+				}
+			}
+			var want [][]string
+			for _, l := range strings.Split(strings.TrimSpace(m.Oracle(t, d.Oracle+".modules")), "\n") {
+				f := strings.Fields(l)
+				if len(f) == 6 {
+					f = append(f, "-")
+				}
+				want = append(want, f)
+			}
+			if len(rows) != len(want) {
+				t.Fatalf("%d rows, /proc/modules %d lines:\n%s", len(rows), len(want), out)
+			}
+			for i := range want {
+				if strings.Join(rows[i], " ") != strings.Join(want[i], " ") {
+					t.Errorf("row %q, /proc/modules %q", strings.Join(rows[i], " "), strings.Join(want[i], " "))
+				}
+			}
+			code, out, errs = vmleak(t, "modules", m.DumpPath(d), "--vmlinux", m.Vmlinux(), "--no-debuginfo", "--json")
+			var rep struct {
+				Schema  int
+				Modules []struct{ Name, Base string }
+			}
+			if err := json.Unmarshal([]byte(out), &rep); code != ExitOK || err != nil || rep.Schema != 1 || len(rep.Modules) != len(want) {
+				t.Fatalf("--json: exit %d, %v, %d modules: %s", code, err, len(rep.Modules), errs)
+			}
+			for i, mo := range rep.Modules {
+				if mo.Name != want[i][0] || "0x"+strings.TrimLeft(strings.TrimPrefix(want[i][5], "0x"), "0") != mo.Base {
+					t.Errorf("--json module %d: %s at %s, /proc/modules %s at %s", i, mo.Name, mo.Base, want[i][0], want[i][5])
+				}
+			}
+		})
 	}
 }

@@ -114,10 +114,22 @@ func ParseMeminfo(text string) (map[string]int64, error) {
 	return m, nil
 }
 
-// Module is one line of /proc/modules.
+// Module is one line of /proc/modules, as kernel/module/procfs.c m_show
+// prints it: "name size refcount deps state address [(taints)]".
 type Module struct {
 	Name string
 	Size int64
+	// Refcount is module_refcount(); RefcountKnown is false where the
+	// kernel printed "-" (no CONFIG_MODULE_UNLOAD).
+	Refcount      int64
+	RefcountKnown bool
+	// UsedBy are the names in the deps column without the trailing commas
+	// ("[permanent]" included as printed); nil for "-".
+	UsedBy []string
+	State  string // Live, Loading or Unloading
+	Addr   uint64 // the module's base address (0 when the reader lacked the privilege)
+	// Taints is what the parentheses hold ("OE", "OE+"), "" when absent.
+	Taints string
 }
 
 // ParseModules parses /proc/modules.
@@ -128,14 +140,40 @@ func ParseModules(text string) ([]Module, error) {
 			continue
 		}
 		f := strings.Fields(l)
-		if len(f) < 2 {
+		if len(f) < 6 || len(f) > 7 {
 			return nil, fmt.Errorf("oracle: modules line %d: %q", i+1, l)
 		}
 		n, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("oracle: modules line %d: %v", i+1, err)
 		}
-		ms = append(ms, Module{Name: f[0], Size: n})
+		mo := Module{Name: f[0], Size: n, State: f[4]}
+		if f[2] != "-" {
+			if mo.Refcount, err = strconv.ParseInt(f[2], 10, 64); err != nil {
+				return nil, fmt.Errorf("oracle: modules line %d: refcount: %v", i+1, err)
+			}
+			mo.RefcountKnown = true
+		}
+		if f[3] != "-" {
+			for _, u := range strings.Split(strings.TrimSuffix(f[3], ","), ",") {
+				mo.UsedBy = append(mo.UsedBy, u)
+			}
+		}
+		a, ok := strings.CutPrefix(f[5], "0x")
+		if !ok {
+			return nil, fmt.Errorf("oracle: modules line %d: address %q", i+1, f[5])
+		}
+		if mo.Addr, err = strconv.ParseUint(a, 16, 64); err != nil {
+			return nil, fmt.Errorf("oracle: modules line %d: address: %v", i+1, err)
+		}
+		if len(f) == 7 {
+			t, ok := strings.CutPrefix(f[6], "(")
+			if t, ok = strings.CutSuffix(t, ")"); !ok {
+				return nil, fmt.Errorf("oracle: modules line %d: taints %q", i+1, f[6])
+			}
+			mo.Taints = t
+		}
+		ms = append(ms, mo)
 	}
 	return ms, nil
 }

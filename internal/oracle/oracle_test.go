@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -69,8 +70,22 @@ func TestParseMeminfoModules(t *testing.T) {
 	if err != nil || mi["MemTotal"] != 1000 || mi["HugePages_Total"] != 0 {
 		t.Errorf("have %v, %v", mi, err)
 	}
-	ms, err := ParseModules("vmleak_test 49152 0 - Live 0xffffffffc044b000 (OE)\nvirtio 20480 2 virtio_blk, Live 0x0\n")
-	if err != nil || len(ms) != 2 || ms[0] != (Module{"vmleak_test", 49152}) {
-		t.Errorf("have %v, %v", ms, err)
+	ms, err := ParseModules("vmleak_test 49152 0 - Live 0xffffffffc044b000 (OE)\nvirtio 20480 2 virtio_blk,virtio_pci, Live 0x0000000000000000\nfoo 4096 - - Loading 0xffffffffc0000000 (+)\n")
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("have %v, %v", ms, err)
+	}
+	for i, want := range []Module{
+		{Name: "vmleak_test", Size: 49152, RefcountKnown: true, State: "Live", Addr: 0xffffffffc044b000, Taints: "OE"},
+		{Name: "virtio", Size: 20480, Refcount: 2, RefcountKnown: true, UsedBy: []string{"virtio_blk", "virtio_pci"}, State: "Live"},
+		{Name: "foo", Size: 4096, State: "Loading", Addr: 0xffffffffc0000000, Taints: "+"},
+	} {
+		if have := ms[i]; !reflect.DeepEqual(have, want) {
+			t.Errorf("line %d: have %+v, want %+v", i+1, have, want)
+		}
+	}
+	for _, bad := range []string{"a 1 2 - Live\n", "a 1 x - Live 0x0\n", "a 1 0 - Live c0000000\n", "a 1 0 - Live 0x0 OE\n"} {
+		if _, err := ParseModules(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }
