@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 )
 
@@ -26,7 +27,7 @@ func loadCorruptible(t *testing.T) *corruptible {
 	if d.Format != "elf" {
 		t.Fatalf("want the ELF dump first, have %s", d.File)
 	}
-	return &corruptible{m: m, path: m.DumpPath(d), good: openDump(t, m, d)}
+	return &corruptible{m: m, path: m.DumpPath(d), good: testkernel.Open(t, m, d)}
 }
 
 // word reads the 8 bytes at va in the good dump.
@@ -58,16 +59,6 @@ func (c *corruptible) open(t *testing.T, words map[uint64]uint64) *kernel.Kernel
 	}
 	t.Cleanup(func() { k.Close() })
 	return k
-}
-
-// uintOf reads an integer or pointer value of the good dump.
-func uintOf(t *testing.T, v kernel.Value) uint64 {
-	t.Helper()
-	u, err := v.Uint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
 }
 
 func wantIn(t *testing.T, what, have string, want ...string) {

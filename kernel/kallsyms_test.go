@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 )
 
@@ -12,7 +13,7 @@ import (
 // short (the dump formats are tested elsewhere).
 func eachFixtureKernel(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, k *kernel.Kernel)) {
 	for _, m := range fixture.All(t) {
-		t.Run(m.Name, func(t *testing.T) { fn(t, m, openDump(t, m, m.Dumps[0])) })
+		t.Run(m.Name, func(t *testing.T) { fn(t, m, testkernel.Open(t, m, m.Dumps[0])) })
 	}
 }
 

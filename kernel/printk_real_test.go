@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 )
 
@@ -42,17 +43,17 @@ func TestLogCorrupt(t *testing.T) {
 	prb := k.Object(prbPtr, "struct printk_ringbuffer *").Deref()
 	ring := prb.Field("desc_ring")
 	text := prb.Field("text_data_ring")
-	countBits := uintOf(t, ring.Field("count_bits"))
-	head := uintOf(t, ring.Field("head_id.counter"))
+	countBits := testkernel.Uint(t, ring.Field("count_bits"))
+	head := testkernel.Uint(t, ring.Field("head_id.counter"))
 	// A committed record with text, a few before the newest.
 	slot := int64((head - 3) & (1<<countBits - 1))
 	desc := ring.Field("descs").Index(slot)
 	info := ring.Field("infos").Index(slot)
-	seq := uintOf(t, info.Field("seq"))
+	seq := testkernel.Uint(t, info.Field("seq"))
 	beginVA := desc.Field("text_blk_lpos.begin").Addr()
 	begin := c.word(t, beginVA)
-	dataVA := uintOf(t, text.Field("data"))
-	sizeBits := uintOf(t, text.Field("size_bits"))
+	dataVA := testkernel.Uint(t, text.Field("data"))
+	sizeBits := testkernel.Uint(t, text.Field("size_bits"))
 	next := c.word(t, desc.Field("text_blk_lpos.next").Addr())
 	blockVA := dataVA + begin&(1<<sizeBits-1)
 	if begin>>sizeBits != next>>sizeBits {

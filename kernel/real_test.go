@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 )
 
@@ -15,20 +16,9 @@ import (
 func forEachDump(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile, k *kernel.Kernel)) {
 	for _, m := range fixture.All(t) {
 		for _, d := range m.Dumps {
-			t.Run(m.Name+"/"+d.File, func(t *testing.T) { fn(t, m, d, openDump(t, m, d)) })
+			t.Run(m.Name+"/"+d.File, func(t *testing.T) { fn(t, m, d, testkernel.Open(t, m, d)) })
 		}
 	}
-}
-
-// openDump opens a fixture dump with its vmlinux, closed when the test ends.
-func openDump(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) *kernel.Kernel {
-	t.Helper()
-	k, err := kernel.Open(m.DumpPath(d), kernel.Options{Vmlinux: m.Vmlinux()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
 }
 
 func TestRealKernels(t *testing.T) {
@@ -171,7 +161,7 @@ func TestWrongVmlinuxRefused(t *testing.T) {
 		if !errors.As(err, &me) && !strings.Contains(err.Error(), "cannot locate the kernel") {
 			t.Errorf("refused for another reason: %v", err)
 		}
-		openDump(t, n, n.Dumps[0])
+		testkernel.Open(t, n, n.Dumps[0])
 	})
 }
 

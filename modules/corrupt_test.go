@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/modules"
 )
@@ -26,7 +27,7 @@ func loadPatchable(t *testing.T) *patchable {
 	if d.Format != "elf" {
 		t.Fatalf("want the ELF dump first, have %s", d.File)
 	}
-	k := openDump(t, m, d)
+	k := testkernel.Open(t, m, d)
 	rep, err := modules.Read(k, modules.Options{SkipDebuginfo: true})
 	if err != nil {
 		t.Fatal(err)

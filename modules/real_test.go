@@ -10,19 +10,10 @@ import (
 
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/modules"
 )
-
-func openDump(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) *kernel.Kernel {
-	t.Helper()
-	k, err := kernel.Open(m.DumpPath(d), kernel.Options{Vmlinux: m.Vmlinux()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
-}
 
 // kernelDir is the fixture kernel's extracted tree: Debian's -dbg modules
 // under usr/lib/debug, and the test module's .ko at its top.
@@ -45,7 +36,7 @@ func TestRealDumps(t *testing.T) {
 	for _, m := range fixture.All(t) {
 		for i, d := range m.Dumps {
 			t.Run(m.Name+"/"+d.File, func(t *testing.T) {
-				k := openDump(t, m, d)
+				k := testkernel.Open(t, m, d)
 				// The first file of each fixture also looks for debuginfo:
 				// the files of one fixture hold the same memory.
 				rep, err := modules.Read(k, modules.Options{DebugDirs: []string{kernelDir(m)}, SkipDebuginfo: i > 0})

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
@@ -36,15 +37,6 @@ func firstDumps(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, d fixtu
 	}
 }
 
-func mustU(t *testing.T, v kernel.Value) uint64 {
-	t.Helper()
-	u, err := v.Uint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
 // Addresses of every kind, each taken from a source other than the code
 // under test: the guest's own /proc/modules, VMCOREINFO, kernel variables
 // read by name (page_offset_base, vmemmap_base, init_task.stack,
@@ -53,8 +45,8 @@ func mustU(t *testing.T, v kernel.Value) uint64 {
 func TestIdentifyEveryKind(t *testing.T) {
 	firstDumps(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
 		k, s := open(t, m, d)
-		pageOffset := mustU(t, k.Var("page_offset_base", "unsigned long"))
-		vmemmap := mustU(t, k.Var("vmemmap_base", "unsigned long"))
+		pageOffset := testkernel.Uint(t, k.Var("page_offset_base", "unsigned long"))
+		vmemmap := testkernel.Uint(t, k.Var("vmemmap_base", "unsigned long"))
 		pageSize, err := k.SizeOf("struct page")
 		if err != nil {
 			t.Fatal(err)
@@ -146,7 +138,7 @@ func TestIdentifyEveryKind(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				top = mustU(t, k.Object(pa, "struct irq_stack *"))
+				top = testkernel.Uint(t, k.Object(pa, "struct irq_stack *"))
 			} else {
 				a, err := k.Symbol("pcpu_hot")
 				if err != nil {
@@ -156,7 +148,7 @@ func TestIdentifyEveryKind(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				top = mustU(t, k.Object(pa, "struct pcpu_hot").Field("hardirq_stack_ptr"))
+				top = testkernel.Uint(t, k.Object(pa, "struct pcpu_hot").Field("hardirq_stack_ptr"))
 			}
 			checks = append(checks, check{fmt.Sprintf("CPU %d's IRQ stack", cpu), top - 0x100, symbolize.KindVmalloc,
 				func(r symbolize.Result) bool {
@@ -165,7 +157,7 @@ func TestIdentifyEveryKind(t *testing.T) {
 		}
 
 		// The boot CPU's idle task's stack.
-		stack := mustU(t, k.Var("init_task", "struct task_struct").Field("stack"))
+		stack := testkernel.Uint(t, k.Var("init_task", "struct task_struct").Field("stack"))
 		checks = append(checks, check{"init_task's stack", stack + 0x100, symbolize.KindStack,
 			func(r symbolize.Result) bool {
 				return r.Task != nil && r.Task.PID == 0 && uint64(r.Task.Stack) == stack
