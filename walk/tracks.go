@@ -203,7 +203,7 @@ func (w *Walker) Tracks(cache string, all bool, yield func(Object, Tracks, error
 	if err != nil {
 		return err
 	}
-	const chunk = 1 << 12 // pfns per work item, as the census
+	const chunk = 1 << 10 // pfns per work item: 4 MiB of memory, a few thousand objects
 	type item struct {
 		start, end uint64
 		out        chan []tracked
@@ -215,6 +215,9 @@ func (w *Walker) Tracks(cache string, all bool, yield func(Object, Tracks, error
 		}
 	}
 	workers := max(1, min(runtime.GOMAXPROCS(0), 8))
+	// Answers are handed over in per-item slices, recycled once yielded
+	// (at most as many as can be in flight).
+	spare := make(chan []tracked, 3*workers)
 	done := make(chan struct{})
 	next := make(chan *item)
 	window := make(chan struct{}, 2*workers) // items decoded ahead of the consumer
@@ -227,6 +230,10 @@ func (w *Walker) Tracks(cache string, all bool, yield func(Object, Tracks, error
 			var mem []byte
 			for it := range next {
 				var out []tracked
+				select {
+				case out = <-spare:
+				default:
+				}
 				var bad []badRange
 				w.scanRange(it.start, it.end, buf, &bad, func(s slabVisit) bool {
 					ci, _ := w.cacheOf(s.raw)
@@ -272,6 +279,11 @@ func (w *Walker) Tracks(cache string, all bool, yield func(Object, Tracks, error
 				stop = true
 				break
 			}
+		}
+		clear(out) // drop the errors' and names' references
+		select {
+		case spare <- out[:0]:
+		default:
 		}
 		if stop {
 			break

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/stackdepot"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
@@ -188,4 +189,57 @@ func sum(m map[string]int64) (n int64) {
 		n += v
 	}
 	return n
+}
+
+// The cost of tracks beside the census, on the slub_debug=U dump: `go test
+// -run - -bench Tracks ./walk`.
+func BenchmarkTracks(b *testing.B) {
+	m := fixture.Load(b, "bookworm-slubdbg")
+	d := m.Dumps[len(m.Dumps)-1] // the kdump-compressed file
+	k, err := kernel.Open(m.DumpPath(d), kernel.Options{Vmlinux: m.Vmlinux()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer k.Close()
+	w, err := walk.New(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("census", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := w.Census(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	walkTracks := func(b *testing.B, stacks bool) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var depot *stackdepot.Depot
+			if stacks {
+				if depot, err = stackdepot.New(k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n := 0
+			err := w.Tracks("", false, func(_ walk.Object, tr walk.Tracks, err error) bool {
+				if err != nil {
+					b.Fatal(err)
+				}
+				n++
+				if stacks && tr.Alloc.Handle != 0 {
+					if _, err := depot.Stack(tr.Alloc.Handle); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return true
+			})
+			if err != nil || n == 0 {
+				b.Fatal(n, err)
+			}
+		}
+	}
+	b.Run("tracks", func(b *testing.B) { walkTracks(b, false) })
+	b.Run("tracks+stacks", func(b *testing.B) { walkTracks(b, true) })
 }
