@@ -44,9 +44,10 @@ func handleParts(fields ...bitfield) *kdwarf.Type {
 var (
 	// 6.1 (and v4.6 to v6.2): slabindex:16 offset:10 valid:1 extra:5.
 	parts61 = handleParts(bitfield{"slabindex", 16}, bitfield{"offset", 10}, bitfield{"valid", 1}, bitfield{"extra", 5})
-	// v6.3 to v6.8: pool_index:16 offset:10 valid:1 extra:5.
+	// v6.3 to v6.7: pool_index:16 offset:10 valid:1 extra:5.
 	parts63 = handleParts(bitfield{"pool_index", 16}, bitfield{"offset", 10}, bitfield{"valid", 1}, bitfield{"extra", 5})
-	// v6.9-rc1/rc2, 6.8.3, 6.8.4: pool_index (meaning index + 1):17 offset:10 extra:5.
+	// 6.8.y and v6.9-rc1/rc2: pool_index:17 offset:10 extra:5, the index
+	// itself up to 6.8.2, the index plus one in 6.8.3, 6.8.4 and the rcs.
 	parts68 = handleParts(bitfield{"pool_index", 17}, bitfield{"offset", 10}, bitfield{"extra", 5})
 	// v6.9 on: pool_index_plus_1:17 offset:10 extra:5.
 	parts69 = handleParts(bitfield{"pool_index_plus_1", 17}, bitfield{"offset", 10}, bitfield{"extra", 5})
@@ -104,7 +105,7 @@ func TestDecodeHandles(t *testing.T) {
 		{"6.1 extra bits do not move the fields", parts61, 7 | 5<<16 | 1<<26 | 0x1f<<27, parts{7, 5, true}, indexPlain},
 		{"6.1 valid clear", parts61, 7 | 5<<16, parts{7, 5, false}, indexPlain},
 		{"6.3 pool_index with valid", parts63, 2 | 9<<16 | 1<<26, parts{2, 9, true}, indexPlain},
-		{"6.8.3 pool_index without valid", parts68, 2 | 9<<17, parts{2, 9, true}, indexEither},
+		{"6.8.y pool_index without valid", parts68, 2 | 9<<17, parts{2, 9, true}, indexEither},
 		{"6.9 first record of pool 0", parts69, 1, parts{1, 0, true}, indexPlus1},
 		{"6.9 pool_index_plus_1 17 bits", parts69, 0x1ffff | 0x3ff<<17, parts{0x1ffff, 0x3ff, true}, indexPlus1},
 		{"6.9 extra bits", parts69, 4 | 0x21<<17 | 0x15<<27, parts{4, 0x21, true}, indexPlus1},
@@ -350,8 +351,9 @@ func TestStack(t *testing.T) {
 	})
 }
 
-// A pool_index without a valid bit (6.8.3, 6.8.4, v6.9-rc1/rc2) means the
-// index or the index plus one; the record's own handle decides.
+// A pool_index without a valid bit (6.8.y, v6.9-rc1/rc2) means the index
+// (6.8.0 to 6.8.2) or the index plus one (6.8.3, 6.8.4, the rcs); the
+// record's own handle decides.
 func TestAmbiguousPoolIndex(t *testing.T) {
 	l := mustLayout(t, parts68, record69(parts68))
 	h := func(idx, off uint32) uint32 { return idx | off<<17 }

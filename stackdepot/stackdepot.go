@@ -18,13 +18,17 @@
 //     bounded by depot_index, the pool being filled.
 //   - 961c949b012f (v6.3, "lib/stackdepot: rename slab to pool"):
 //     stack_pools[], pool_index (global and handle member).
-//   - v6.8 (a freelist of fixed-size records): pools_num, the number of
-//     pools; entries[CONFIG_STACKDEPOT_MAX_FRAMES] of fixed size.
+//   - v6.8, the series of fc60e0caa94d ("lib/stackdepot: use fixed-sized
+//     slots for stack records"): records of fixed size with
+//     entries[CONFIG_STACKDEPOT_MAX_FRAMES], kept on a freelist; pools_num
+//     counts the pools; "lib/stackdepot: drop valid bit from handles" gave
+//     its bit to the pool index.
 //   - 3ee34eabac2a (v6.9-rc1, also in 6.8.3 and 6.8.4): the handle's pool
 //     index is the index plus one, so no valid handle is 0; a6c1d9cb9a68
 //     (v6.9-rc3) renamed the member pool_index_plus_1. A handle_parts with
-//     pool_index and no valid bit is ambiguous between the two: the record
-//     whose own handle matches decides, once per depot.
+//     pool_index and no valid bit is therefore either (6.8.0-6.8.2 plain,
+//     6.8.3, 6.8.4 and v6.9-rc1/rc2 plus one): the record whose own handle
+//     matches decides, once per depot.
 //   - ed4f142f72a9 ("stackdepot: make max number of pools boot-time
 //     configurable", after v6.15): stack_pools is a pointer to an array of
 //     stack_max_pools entries instead of a static array; the symbol's size
@@ -87,9 +91,9 @@ func (e *HandleError) Unwrap() error { return e.Err }
 
 // Index meanings of the handle's pool index member.
 const (
-	indexPlain  = iota // slabindex, pool_index before 3ee34eabac2a
+	indexPlain  = iota // slabindex; pool_index with a valid bit (v6.3 to v6.7)
 	indexPlus1         // pool_index_plus_1
-	indexEither        // pool_index without a valid bit: plain or plus one
+	indexEither        // pool_index without a valid bit (6.8.y, v6.9-rc1/rc2): plain or plus one
 )
 
 // layout is what decoding needs of union handle_parts and struct
@@ -142,8 +146,8 @@ func newLayout(parts, record *kdwarf.Type, member func(*kdwarf.Type, string) (ke
 		return nil, fmt.Errorf("stackdepot: %w", err)
 	}
 	if l.valid.Present() && l.indexMode == indexEither {
-		// The valid bit went with the plus-one index (3ee34eabac2a): with it,
-		// pool_index is the index itself.
+		// A valid bit means v6.3 to v6.7, before the bit was dropped and
+		// long before the index became plus one: pool_index is the index.
 		l.indexMode = indexPlain
 	}
 	if !l.offset.IsBitfield() || l.offset.Bits() > 24 {
