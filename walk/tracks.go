@@ -318,7 +318,7 @@ func (w *Walker) slabTracks(ci *cacheInfo, t *trackLayout, s slabVisit, all bool
 	}
 	// The slab's objects in one read; if part of it is missing, object by
 	// object, so only the missing objects are lost.
-	n := st.r.redLeft + st.r.n*st.r.size
+	n := st.r.n * st.r.size // slots of size bytes, each with its left red zone inside
 	if uint64(cap(mem)) < n {
 		mem = make([]byte, n)
 	}
