@@ -207,6 +207,20 @@ func TestRealLookups(t *testing.T) {
 	if s, _ := dw.Symbol("runqueues"); s.Value > 1<<30 {
 		t.Errorf("per-CPU runqueues value %#x is not an offset", s.Value)
 	}
+	// An assembler label has size 0: SymbolAt names only its own address,
+	// SymbolBefore the code after it too (the secondary CPUs' bottom frame).
+	if s, err := dw.Symbol("secondary_startup_64_no_verify"); err == nil && s.Size == 0 {
+		if got, off, ok := dw.SymbolAt(s.Value + 0xe4); ok {
+			t.Errorf("SymbolAt(%s+0xe4) = %s+%#x: a label of size 0 matched", s.Name, got.Name, off)
+		}
+		got, off, ok := dw.SymbolBefore(s.Value+0xe4, ".text")
+		if !ok || got.Name != s.Name || off != 0xe4 {
+			t.Errorf("SymbolBefore(%s+0xe4) = %s+%#x %v", s.Name, got.Name, off, ok)
+		}
+		if _, _, ok := dw.SymbolBefore(s.Value+0xe4, ".data"); ok {
+			t.Errorf("SymbolBefore(%s+0xe4, .data) found a symbol", s.Name)
+		}
+	}
 }
 
 func TestRealModule(t *testing.T) {

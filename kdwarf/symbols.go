@@ -162,6 +162,28 @@ func (f *File) SymbolAt(addr uint64) (Symbol, uint64, bool) {
 	return symbolAt(st.byAddr, addr)
 }
 
+// SymbolBefore returns the nearest symbol at or below the link-time address
+// addr in the same section, sized or not, and addr's offset from it: how
+// kallsyms (%pS) names code between assembler labels of size 0, such as a
+// return address inside secondary_startup_64_no_verify. Use SymbolAt where
+// containment matters.
+func (f *File) SymbolBefore(addr uint64, section string) (Symbol, uint64, bool) {
+	st, err := f.symbols()
+	if err != nil {
+		return Symbol{}, 0, false
+	}
+	i := sort.Search(len(st.byAddr), func(i int) bool { return st.byAddr[i].Value > addr }) - 1
+	for ; i >= 0; i-- {
+		if s := st.byAddr[i]; s.Section == section {
+			return s, addr - s.Value, true
+		}
+		if addr-st.byAddr[i].Value > 1<<20 {
+			break // labels are not that sparse: give up rather than name far away
+		}
+	}
+	return Symbol{}, 0, false
+}
+
 // PerCPUSymbolAt is SymbolAt among the per-CPU symbols: the static per-CPU
 // variable holding link-time address addr of .data..percpu.
 func (f *File) PerCPUSymbolAt(addr uint64) (Symbol, uint64, bool) {

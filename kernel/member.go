@@ -41,6 +41,9 @@ func (m Member) Size() int64 { return m.size }
 // IsBitfield tells whether the member is a bitfield.
 func (m Member) IsBitfield() bool { return m.bitSize != 0 }
 
+// Bits is the width of a bitfield in bits; 0 for other members.
+func (m Member) Bits() int64 { return m.bitSize }
+
 func (m Member) String() string { return m.path }
 
 // Uint decodes the member (an integer, enum, pointer or bitfield) from the
@@ -147,6 +150,22 @@ func (k *Kernel) MemberOf(t *kdwarf.Type, path string) (Member, error) {
 		}
 		st = r
 	}
+	return memberIn(st, name, path, k.sizeOf)
+}
+
+// MemberIn is MemberOf for a type that needs no kernel to resolve: one
+// whose members, and their types, are all defined (no opaque stubs), such
+// as types built by a test to stand for a layout no fixture has.
+func MemberIn(t *kdwarf.Type, path string) (Member, error) {
+	name := t.String() + "." + path
+	st := t.Strip()
+	if st.Opaque {
+		return Member{}, fmt.Errorf("kernel: %s: %s is not defined here", name, st)
+	}
+	return memberIn(st, name, path, func(t *kdwarf.Type) int64 { return t.Strip().Size })
+}
+
+func memberIn(st *kdwarf.Type, name, path string, sizeOf func(*kdwarf.Type) int64) (Member, error) {
 	f, err := st.Field(path)
 	if err != nil {
 		if errors.Is(err, kdwarf.ErrNotFound) {
@@ -154,7 +173,7 @@ func (k *Kernel) MemberOf(t *kdwarf.Type, path string) (Member, error) {
 		}
 		return Member{}, fmt.Errorf("kernel: %s: %w", name, err)
 	}
-	m := Member{path: name, off: f.Offset, size: k.sizeOf(f.Type), present: true}
+	m := Member{path: name, off: f.Offset, size: sizeOf(f.Type), present: true}
 	if f.BitSize != 0 {
 		m.off, m.bitOff, m.bitSize = f.BitOffset/8, f.BitOffset%8, f.BitSize
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/vmleak/vmleak/kdwarf"
 )
 
 func TestDecodeUint(t *testing.T) {
@@ -58,5 +60,41 @@ func TestMemberAbsentAndShort(t *testing.T) {
 	d.Uint(absent)
 	if err := d.Err(); err == nil || !strings.Contains(err.Error(), "struct x.y") {
 		t.Errorf("decoder error %v, want the first failure (struct x.y)", err)
+	}
+}
+
+// MemberIn reads members of a type defined in full by the caller: bitfields
+// keep the widths the type gives them, and a missing member is ErrAbsent.
+func TestMemberIn(t *testing.T) {
+	u32 := &kdwarf.Type{Kind: kdwarf.Base, Name: "u32", Size: 4}
+	bits := &kdwarf.Type{Kind: kdwarf.Struct, Size: 4, Members: []kdwarf.Member{
+		{Name: "lo", Type: u32, Offset: 0, BitOffset: 0, BitSize: 17},
+		{Name: "hi", Type: u32, Offset: 2, BitOffset: 17, BitSize: 10},
+	}}
+	u := &kdwarf.Type{Kind: kdwarf.Union, Name: "parts", Size: 4, Members: []kdwarf.Member{
+		{Name: "all", Type: u32},
+		{Type: bits},
+	}}
+	hi, err := MemberIn(u, "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hi.Bits() != 10 || !hi.IsBitfield() {
+		t.Errorf("hi: %d bits, bitfield %v; want 10, true", hi.Bits(), hi.IsBitfield())
+	}
+	// 0x3ff << 17 | 5
+	b := []byte{0x05, 0x00, 0xfe, 0x07}
+	if v, err := hi.Uint(b); err != nil || v != 0x3ff {
+		t.Errorf("hi = %#x, %v; want 0x3ff", v, err)
+	}
+	lo, _ := MemberIn(u, "lo")
+	if v, err := lo.Uint(b); err != nil || v != 5 {
+		t.Errorf("lo = %#x, %v; want 5", v, err)
+	}
+	if _, err := MemberIn(u, "valid"); !errors.Is(err, ErrAbsent) {
+		t.Errorf("a missing member: %v, want ErrAbsent", err)
+	}
+	if _, err := MemberIn(&kdwarf.Type{Kind: kdwarf.Struct, Name: "stub", Opaque: true}, "x"); err == nil {
+		t.Error("an opaque type resolved without a kernel")
 	}
 }

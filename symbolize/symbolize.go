@@ -16,7 +16,6 @@ package symbolize
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 
 	"github.com/vmleak/vmleak/kernel"
@@ -84,7 +83,9 @@ type Area struct {
 }
 
 // Symbolizer identifies addresses of one kernel. Lists it needs (modules,
-// tasks, vmap areas) are read once, on first use.
+// tasks, vmap areas) are read once, on first use. It is not safe for
+// concurrent use: its caches of module symbols and code addresses are plain
+// maps.
 type Symbolizer struct {
 	k  *kernel.Kernel
 	mm *mm.MM
@@ -106,6 +107,8 @@ type Symbolizer struct {
 	areasOnce sync.Once
 	areas     []Area
 	areasErr  error
+
+	codeCache map[uint64]Frame // Code's answers
 }
 
 // New makes a Symbolizer over a kernel's slab walker.
@@ -291,12 +294,7 @@ func (s *Symbolizer) symbol(r *Result, va uint64) bool {
 
 // module is an address in a module's memory.
 func (s *Symbolizer) module(r *Result, va uint64) bool {
-	s.modsOnce.Do(func() {
-		s.mods, s.modsErr = s.k.Modules()
-		if s.modsErr != nil {
-			s.modsErr = fmt.Errorf("symbolize: modules: %w", s.modsErr)
-		}
-	})
+	s.modsOnce.Do(s.readModules)
 	for i := range s.mods {
 		m := &s.mods[i]
 		rg, ok := m.Contains(va)
@@ -316,19 +314,9 @@ func (s *Symbolizer) module(r *Result, va uint64) bool {
 
 // moduleSymbol is the module's kallsyms symbol at or below va.
 func (s *Symbolizer) moduleSymbol(m *kernel.Module, va uint64) (string, uint64, bool) {
-	syms, ok := s.modSyms[m.Addr]
+	ks, ok := s.moduleKSym(m, va)
 	if !ok {
-		var err error
-		syms, err = s.k.ModuleKallsyms(*m)
-		if err != nil {
-			syms = nil
-		}
-		sort.Slice(syms, func(i, j int) bool { return syms[i].Addr < syms[j].Addr })
-		s.modSyms[m.Addr] = syms
-	}
-	i := sort.Search(len(syms), func(i int) bool { return syms[i].Addr > va }) - 1
-	if i < 0 {
 		return "", 0, false
 	}
-	return kernel.Printable(syms[i].Name), va - syms[i].Addr, true
+	return kernel.Printable(ks.Name), va - ks.Addr, true
 }

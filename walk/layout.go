@@ -37,7 +37,7 @@ import (
 // optional member a kernel lacks is the zero kernel.Member (Present false).
 type layout struct {
 	// struct kmem_cache
-	cacheName, cacheObjSize, cacheSize, cacheOffset, cacheRandom, cacheRedLeft,
+	cacheName, cacheObjSize, cacheSize, cacheOffset, cacheInuse, cacheRandom, cacheRedLeft,
 	cacheOO, cacheFlags, cacheCPUSlab, cacheNode, cacheList, cacheCPUSheaves, cachePerNode kernel.Member
 	perNodeSize int64         // element size of per_node[] (7.1+)
 	perNodeNode kernel.Member // kmem_cache_per_node_ptrs.node
@@ -100,6 +100,7 @@ func newLayout(k *kernel.Kernel) (*layout, error) {
 	l.cacheObjSize = kc.req("object_size")
 	l.cacheSize = kc.req("size")
 	l.cacheOffset = kc.req("offset")
+	l.cacheInuse = kc.req("inuse")
 	l.cacheOO = kc.req("oo")
 	l.cacheList = kc.req("list")
 	l.cacheFlags = kc.req("flags")

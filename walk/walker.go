@@ -20,6 +20,7 @@ type cacheInfo struct {
 	va                            uint64
 	stats                         *CacheStats
 	size, offset, random, redLeft uint64
+	inuse                         uint64 // kmem_cache.inuse: where the metadata after the object starts
 	objPerSlab                    uint64
 	cpuSlab, cpuSheaves           uint64
 	cpus                          []cpuSlab // each CPU's kmem_cache_cpu (pre-7.0), read once
@@ -53,6 +54,8 @@ type Walker struct {
 
 	// lost counts caches that could not be read: the census is partial.
 	lost int
+
+	trackL trackLayout // struct track and SLAB_STORE_USER, probed on first use
 
 	mu       sync.Mutex
 	warnings []string
@@ -180,6 +183,7 @@ func (w *Walker) readCache(va uint64) (*cacheInfo, error) {
 		va:         va,
 		size:       d.Uint(l.cacheSize),
 		offset:     d.Uint(l.cacheOffset),
+		inuse:      d.Uint(l.cacheInuse),
 		objPerSlab: oo & 0xffff, // struct kmem_cache_order_objects: objects in the low 16 bits
 	}
 	objSize, flags := d.Uint(l.cacheObjSize), d.Uint(l.cacheFlags)

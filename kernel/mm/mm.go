@@ -303,3 +303,20 @@ func (m *MM) Vmemmap() Region {
 	}
 	return Region{m.lay.VmemmapBase, 1 << 40}
 }
+
+// Modules is the module mapping space (arch/x86/include/asm/pgtable_64_types.h):
+// from MODULES_VADDR = __START_KERNEL_map + KERNEL_IMAGE_SIZE up to
+// MODULES_END, 0xffffffffff000000 (0xfffffffffe000000 under
+// CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP, which is the region's last 16 MiB left
+// in). KERNEL_IMAGE_SIZE is 1 GiB with CONFIG_RANDOMIZE_BASE and 512 MiB
+// without (page_64_types.h): a kernel found at a KASLR offset has the
+// former; otherwise the wider region is taken, the kernel image below it
+// being named by its symbols first.
+func (m *MM) Modules() Region {
+	const startKernelMap, modulesEnd = 0xffffffff80000000, 0xffffffffff000000
+	image := uint64(512 << 20)
+	if m.lay.KASLROffset != 0 {
+		image = 1 << 30
+	}
+	return Region{startKernelMap + image, modulesEnd - (startKernelMap + image)}
+}

@@ -1,0 +1,194 @@
+package symbolize
+
+import (
+	"debug/elf"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/vmleak/vmleak/kernel"
+)
+
+// Kinds of code address (Frame.Kind).
+const (
+	FrameKernel = "kernel" // in the kernel image: a vmlinux symbol
+	FrameModule = "module" // in a loaded module, named by its kallsyms where it has them
+	// FrameFreedInit is module space that no loaded module holds, reached
+	// from do_one_initcall: a module's __init code, which do_init_module
+	// frees once init returns (6.1 clears mod->init_layout; later releases
+	// mod->mem[MOD_INIT_*]). Which module it was is not recorded.
+	FrameFreedInit = "freed-init-text"
+	// FrameModuleSpace is module space that no loaded module holds, with no
+	// stack to say more: freed init text, or a module since unloaded.
+	FrameModuleSpace = "module-space"
+	FrameUnknown     = "unknown"
+)
+
+// Frame names one code address: a track's caller or a stack frame.
+type Frame struct {
+	Addr    kernel.Hex `json:"addr"`
+	Kind    string     `json:"kind"`
+	Symbol  string     `json:"symbol,omitempty"` // name+0xoff
+	Module  string     `json:"module,omitempty"`
+	Section string     `json:"section,omitempty"` // the vmlinux section (kernel frames)
+	// Text tells that the address is code: a text section of vmlinux, or a
+	// module function (kallsyms type t or T).
+	Text bool   `json:"text"`
+	What string `json:"what"`
+}
+
+// String is the frame as crash's sym prints it: name+0xoff [module].
+func (f Frame) String() string {
+	switch {
+	case f.Symbol != "" && f.Module != "":
+		return f.Symbol + " [" + f.Module + "]"
+	case f.Symbol != "":
+		return f.Symbol
+	}
+	return fmt.Sprintf("%#x (%s)", uint64(f.Addr), f.Kind)
+}
+
+// Code names a code address by itself. Module space that no module holds
+// is FrameModuleSpace: only a stack can tell freed init text (Stack).
+func (s *Symbolizer) Code(va uint64) Frame {
+	if f, ok := s.codeCache[va]; ok {
+		return f
+	}
+	f := s.code(va)
+	if s.codeCache == nil {
+		s.codeCache = map[uint64]Frame{}
+	}
+	if len(s.codeCache) < maxCodeCache {
+		s.codeCache[va] = f
+	}
+	return f
+}
+
+// maxCodeCache bounds the addresses Code remembers.
+const maxCodeCache = 1 << 20
+
+func (s *Symbolizer) code(va uint64) Frame {
+	f := Frame{Addr: kernel.Hex(va), Kind: FrameUnknown}
+	if off := s.k.Layout().KASLROffset; va >= off {
+		types := s.k.Types()
+		sym, d, ok := types.SymbolAt(va - off)
+		if !ok || sym.Section == "" {
+			// Code after an assembler label of size 0 is in no symbol's
+			// extent: name it by the label before it in its code section,
+			// as kallsyms does.
+			if sec := s.codeSection(va - off); sec != "" {
+				sym, d, ok = types.SymbolBefore(va-off, sec)
+			}
+		}
+		if ok && sym.Section != "" {
+			f.Kind, f.Symbol, f.Section = FrameKernel, fmt.Sprintf("%s+%#x", sym.Name, d), sym.Section
+			f.Text = isTextSection(sym.Section)
+			f.What = fmt.Sprintf("%s (%s)", f.Symbol, sym.Section)
+			return f
+		}
+	}
+	s.modsOnce.Do(s.readModules)
+	for i := range s.mods {
+		m := &s.mods[i]
+		rg, ok := m.Contains(va)
+		if !ok {
+			continue
+		}
+		f.Kind, f.Module = FrameModule, m.Name
+		f.What = fmt.Sprintf("module %s, %s+%#x", m.Name, rg.Kind, va-rg.Base)
+		if ks, ok := s.moduleKSym(m, va); ok {
+			f.Symbol = fmt.Sprintf("%s+%#x", kernel.Printable(ks.Name), va-ks.Addr)
+			f.Text = ks.Type == 't' || ks.Type == 'T'
+			f.What = f.Symbol + " [" + m.Name + "]"
+		}
+		return f
+	}
+	if s.mm.Modules().Contains(va) {
+		f.Kind = FrameModuleSpace
+		f.What = "module space, in no loaded module (freed init text, or a module since unloaded)"
+		return f
+	}
+	f.What = "neither kernel nor module code"
+	return f
+}
+
+// codeSection is the executable vmlinux section holding link-time address
+// a, or "".
+func (s *Symbolizer) codeSection(a uint64) string {
+	for _, sec := range s.k.Types().ELF().Sections {
+		if sec.Flags&elf.SHF_ALLOC != 0 && sec.Flags&elf.SHF_EXECINSTR != 0 && a >= sec.Addr && a-sec.Addr < sec.Size {
+			return sec.Name
+		}
+	}
+	return ""
+}
+
+// isTextSection tells a vmlinux code section: .text and the sections
+// linked beside it (.init.text, .noinstr.text, .entry.text, ...), and the
+// alternatives' replacement code.
+func isTextSection(sec string) bool {
+	return strings.Contains(sec, "text") || sec == ".altinstr_replacement"
+}
+
+// Stack names the frames of a stack trace, innermost first, as Code does,
+// and one thing more: a run of frames in module space that no module holds,
+// called from do_one_initcall, is FrameFreedInit — a module's init function
+// (and the __init code it called), run by do_init_module and freed after.
+func (s *Symbolizer) Stack(frames []uint64) []Frame {
+	out := make([]Frame, len(frames))
+	for i, va := range frames {
+		out[i] = s.Code(va)
+	}
+	for i := len(out) - 1; i >= 0; i-- {
+		if out[i].Kind != FrameKernel || !strings.HasPrefix(out[i].Symbol, "do_one_initcall+") {
+			continue
+		}
+		by := "do_one_initcall"
+		if i+1 < len(out) && strings.HasPrefix(out[i+1].Symbol, "do_init_module+") {
+			by += " from do_init_module"
+		}
+		for j := i - 1; j >= 0 && out[j].Kind == FrameModuleSpace; j-- {
+			out[j].Kind = FrameFreedInit
+			out[j].What = "freed init text of a module (its init function, run by " + by + ", and freed after it returned)"
+		}
+	}
+	return out
+}
+
+// Caller names a track's caller address with the stack saved with it: the
+// frame of the stack at that address when there is one (so freed init text
+// is told), else Code.
+func (s *Symbolizer) Caller(va uint64, stack []uint64) Frame {
+	for i, fr := range stack {
+		if fr == va {
+			return s.Stack(stack)[i]
+		}
+	}
+	return s.Code(va)
+}
+
+func (s *Symbolizer) readModules() {
+	s.mods, s.modsErr = s.k.Modules()
+	if s.modsErr != nil {
+		s.modsErr = fmt.Errorf("symbolize: modules: %w", s.modsErr)
+	}
+}
+
+// moduleKSym is the module's kallsyms symbol at or below va.
+func (s *Symbolizer) moduleKSym(m *kernel.Module, va uint64) (kernel.KSym, bool) {
+	syms, ok := s.modSyms[m.Addr]
+	if !ok {
+		var err error
+		syms, err = s.k.ModuleKallsyms(*m)
+		if err != nil {
+			syms = nil
+		}
+		sort.Slice(syms, func(i, j int) bool { return syms[i].Addr < syms[j].Addr })
+		s.modSyms[m.Addr] = syms
+	}
+	i := sort.Search(len(syms), func(i int) bool { return syms[i].Addr > va }) - 1
+	if i < 0 {
+		return kernel.KSym{}, false
+	}
+	return syms[i], true
+}

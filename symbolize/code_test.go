@@ -1,0 +1,86 @@
+package symbolize_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/symbolize"
+	"github.com/vmleak/vmleak/walk"
+)
+
+// Code names kernel functions (also past a label of size 0), module code by
+// the module's kallsyms, and module space no module holds as such; Stack
+// tells that space called from do_one_initcall as freed init text.
+func TestCodeAndStack(t *testing.T) {
+	firstDumps(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+		k, s := open(t, m, d)
+		sym := func(name string) uint64 {
+			a, err := k.Symbol(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		if f := s.Code(sym("kmem_cache_free") + 4); f.Kind != symbolize.FrameKernel || !f.Text || f.Symbol != "kmem_cache_free+0x4" {
+			t.Errorf("kmem_cache_free+4: %+v", f)
+		}
+		if f := s.Code(sym("slab_caches")); f.Kind != symbolize.FrameKernel || f.Text {
+			t.Errorf("slab_caches is data, not code: %+v", f)
+		}
+		if ssv, err := k.Symbol("secondary_startup_64_no_verify"); err == nil {
+			// 6.1 names it by the label; 6.12 and 7.x give secondary_startup_64 a size.
+			if f := s.Code(ssv + 0xe4); f.Kind != symbolize.FrameKernel || !f.Text || !strings.HasPrefix(f.Symbol, "secondary_startup_64") {
+				t.Errorf("past a label of size 0: %s: %s", f.Kind, f.What)
+			}
+		}
+		mods, err := k.Modules()
+		if err != nil || len(mods) == 0 {
+			t.Fatalf("modules: %d, %v", len(mods), err)
+		}
+		syms, err := k.ModuleKallsyms(mods[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		named := false
+		for _, ks := range syms {
+			if ks.Type != 't' && ks.Type != 'T' {
+				continue
+			}
+			f := s.Code(ks.Addr)
+			if f.Kind != symbolize.FrameModule || f.Module != mods[0].Name || !f.Text || !strings.HasPrefix(f.Symbol, ks.Name+"+0x0") {
+				t.Errorf("%s [%s] at %#x: %+v", ks.Name, mods[0].Name, ks.Addr, f)
+			}
+			named = true
+			break
+		}
+		if !named {
+			t.Errorf("module %s has no function in its kallsyms", mods[0].Name)
+		}
+
+		w, err := walk.New(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		region := w.MM().Modules()
+		gone := region.Start + region.Size - 0x10000 // the top of module space: no module there
+		if f := s.Code(gone); f.Kind != symbolize.FrameModuleSpace {
+			t.Fatalf("%#x: %+v, want module space", gone, f)
+		}
+		st := s.Stack([]uint64{sym("kmem_cache_free") + 8, gone + 0x20, gone, sym("do_one_initcall") + 0x59, sym("do_init_module") + 0x4a})
+		for i, want := range []string{symbolize.FrameKernel, symbolize.FrameFreedInit, symbolize.FrameFreedInit, symbolize.FrameKernel, symbolize.FrameKernel} {
+			if st[i].Kind != want {
+				t.Errorf("frame %d: %s (%s), want %s", i, st[i].Kind, st[i].What, want)
+			}
+		}
+		if !strings.Contains(st[1].What, "do_init_module") {
+			t.Errorf("freed init text without its caller: %s", st[1].What)
+		}
+		if f := s.Caller(gone, []uint64{gone, sym("do_one_initcall") + 0x59}); f.Kind != symbolize.FrameFreedInit {
+			t.Errorf("caller in freed init text: %+v", f)
+		}
+		if st := s.Stack([]uint64{gone, sym("kmem_cache_free")}); st[0].Kind != symbolize.FrameModuleSpace {
+			t.Errorf("module space not called from do_one_initcall: %+v", st[0])
+		}
+	})
+}
