@@ -210,9 +210,13 @@ func (s *Symbolizer) readTask(task uint64) (Task, error) {
 }
 
 // vmalloc is an address in vmalloc space: in which vmap area, allocated by
-// whom (vm_struct.caller).
+// whom (vm_struct.caller). The module mapping space holds vmap areas too
+// that belong to no module (BPF program packs, kprobe insn pages): those are
+// asked after the modules.
 func (s *Symbolizer) vmalloc(r *Result, va uint64) bool {
-	if v, err := s.mm.Vmalloc(); err != nil || !v.Contains(va) {
+	v, err := s.mm.Vmalloc()
+	inModules := s.mm.Modules().Contains(va)
+	if (err != nil || !v.Contains(va)) && !inModules {
 		return false
 	}
 	s.areasOnce.Do(func() { s.areas, s.areasErr = s.readAreas() })
@@ -226,6 +230,10 @@ func (s *Symbolizer) vmalloc(r *Result, va uint64) bool {
 			r.What += ", allocated by " + a.Caller
 		}
 		return true
+	}
+	if inModules {
+		r.Kind = ""
+		return false
 	}
 	r.What = "vmalloc space, in no vmap area"
 	if s.areasErr != nil {

@@ -80,9 +80,16 @@ func (p *pageLayout) probe(k *kernel.Kernel) error {
 		return fmt.Errorf("mm: PG_slab = %d", bit)
 	}
 	p.mode, p.slabFlagBit = typeByFlag, uint(bit)
-	if info := k.Info(); info != nil && p.pageType.Present() {
-		if v, ok := info.Number("PAGE_BUDDY_MAPCOUNT_VALUE"); ok {
-			p.buddyBase, p.buddyBit = uint32(v)&0xf0000000, ^uint32(v)
+	if p.pageType.Present() {
+		// Before v6.10 PAGE_TYPE_BASE and PG_buddy are #defines, so the
+		// types do not have them; VMCOREINFO does (PAGE_BUDDY_MAPCOUNT_VALUE
+		// = ~PG_buddy), and without it the values every kernel from v4.18
+		// (page_type split out of _mapcount) to v6.9 uses stand in.
+		p.buddyBase, p.buddyBit = 0xf0000000, 0x80
+		if info := k.Info(); info != nil {
+			if v, ok := info.Number("PAGE_BUDDY_MAPCOUNT_VALUE"); ok {
+				p.buddyBase, p.buddyBit = uint32(v)&0xf0000000, ^uint32(v)
+			}
 		}
 	}
 	return nil
