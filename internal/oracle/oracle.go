@@ -116,11 +116,14 @@ func ParseMeminfo(text string) (map[string]int64, error) {
 
 // Module is one line of /proc/modules.
 type Module struct {
-	Name string
-	Size int64
+	Name  string
+	Size  int64
+	State string // Live, Loading, Unloading
+	Addr  uint64 // base of the module's core (text); 0 when the kernel hides it
 }
 
-// ParseModules parses /proc/modules.
+// ParseModules parses /proc/modules:
+// "name size refcount deps state address [taints]".
 func ParseModules(text string) ([]Module, error) {
 	var ms []Module
 	for i, l := range strings.Split(strings.TrimSpace(text), "\n") {
@@ -135,7 +138,14 @@ func ParseModules(text string) ([]Module, error) {
 		if err != nil {
 			return nil, fmt.Errorf("oracle: modules line %d: %v", i+1, err)
 		}
-		ms = append(ms, Module{Name: f[0], Size: n})
+		mo := Module{Name: f[0], Size: n}
+		if len(f) >= 6 {
+			mo.State = f[4]
+			if mo.Addr, err = parseHex0x(f[5]); err != nil {
+				return nil, fmt.Errorf("oracle: modules line %d: %v", i+1, err)
+			}
+		}
+		ms = append(ms, mo)
 	}
 	return ms, nil
 }

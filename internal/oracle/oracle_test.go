@@ -70,7 +70,7 @@ func TestParseMeminfoModules(t *testing.T) {
 		t.Errorf("have %v, %v", mi, err)
 	}
 	ms, err := ParseModules("vmleak_test 49152 0 - Live 0xffffffffc044b000 (OE)\nvirtio 20480 2 virtio_blk, Live 0x0\n")
-	if err != nil || len(ms) != 2 || ms[0] != (Module{"vmleak_test", 49152}) {
+	if err != nil || len(ms) != 2 || ms[0] != (Module{"vmleak_test", 49152, "Live", 0xffffffffc044b000}) || ms[1].Addr != 0 {
 		t.Errorf("have %v, %v", ms, err)
 	}
 }
