@@ -10,6 +10,7 @@
 #   debs/                 downloaded Debian packages (the download cache)
 #   kernels/<release>/    vmlinuz, vmlinux, modules, module debuginfo, kernel.json
 #   dumps/<name>/         the dump files, oracle files and manifest.json
+#                         (oracle/crash/<dump>.whatis: see lab.py whatis)
 # Nothing large is written into the clone. A dump is rebuilt when its recipe
 # (the files in this directory) or its kernel changes: see recipe_hash.
 set -euo pipefail
@@ -78,6 +79,11 @@ main() {
 	for n in "${names[@]}"; do
 		build_dump "$n"
 	done
+	local t1=$SECONDS
+	for n in "${names[@]}"; do
+		whatis_oracle "$n"
+	done
+	log "whatis oracles in $((SECONDS - t1)) s"
 	log "all fixtures ready in $((SECONDS - t0)) s under $FIX"
 }
 

@@ -292,3 +292,13 @@ EOF
 	python3 "$HERE/lab.py" manifest "$out" "$json"
 	log "$name: done in $((SECONDS - t0)) s"
 }
+
+# whatis_oracle name: crash's answers for addresses of every kind, from one
+# non-flattened dump of the fixture (lab.py whatis). Cached by its own key, so
+# changing it never rebuilds a dump; skipped where crash cannot read the kernel.
+whatis_oracle() {
+	local name=$1 suite
+	suite=$(scenario "$name" | awk '{print $2}')
+	python3 "$HERE/lab.py" whatis "$FIX/dumps/$name" "$FIX/kernels/${REL[$suite]}/vmlinux" ||
+		die "$name: whatis oracle failed"
+}
