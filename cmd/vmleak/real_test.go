@@ -185,6 +185,7 @@ func TestExitCodes(t *testing.T) {
 		{"mismatch", []string{"slabs", a.DumpPath(a.Dumps[0]), "--vmlinux", b.Vmlinux()}, ExitMismatch, "does not match"},
 		{"mismatch: info, vmlinux found", []string{"info", a.DumpPath(a.Dumps[0]), "--debuginfo-dir", wrongDir}, ExitMismatch, "does not match"},
 		{"usage: objects of no such cache", []string{"objects", a.DumpPath(a.Dumps[0]), "no-such-cache", "--vmlinux", a.Vmlinux()}, ExitUsage, "no such cache"},
+		{"partial: objects of a truncated dump", []string{"objects", truncated, "kmalloc-64", "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
 		{"partial: whatis of missing memory", []string{"whatis", truncated, inTruncated, "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
 		{"partial: truncated dump", []string{"slabs", truncated, "--vmlinux", kd.Vmlinux()}, ExitPartial, "partial"},
 		{"partial: modules of a truncated dump", []string{"modules", truncated, "--vmlinux", kd.Vmlinux(), "--no-debuginfo"}, ExitPartial, "partial"},
