@@ -6,6 +6,8 @@ import (
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/owners"
+	"github.com/vmleak/vmleak/stackdepot"
+	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
 
@@ -61,6 +63,70 @@ func TestModulesOwnTheirCaches(t *testing.T) {
 			for _, o := range got {
 				t.Logf("%s owns %s: %d pieces of evidence", o.Module, o.Cache, len(o.Evidence))
 			}
+		})
+	}
+}
+
+// On the slub_debug=U dump every allocated object is counted at one call
+// site (or as unknown) exactly once, and the test module's cache objects
+// are all attributed to the test module, by their allocation tracks.
+func TestTrackedAllocations(t *testing.T) {
+	m := fixture.Load(t, "bookworm-slubdbg")
+	for _, d := range m.Dumps {
+		t.Run(d.File, func(t *testing.T) {
+			k := testkernel.Open(t, m, d)
+			w, err := walk.New(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := w.Census()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dep, err := stackdepot.New(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sites, warnings, err := owners.Tracked(w, symbolize.New(w), dep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range warnings {
+				t.Error(w)
+			}
+			perCache := map[string]int64{}
+			var module, moduleBytes int64
+			for _, s := range sites {
+				perCache[s.Cache] += s.Objects
+				if s.Cache == m.TestModule.Cache {
+					if s.Module != m.TestModule.Module || len(s.Stack) == 0 {
+						t.Errorf("%s objects at %s (module %q), want module %s with a stack", s.Cache, s.Caller, s.Module, m.TestModule.Module)
+					}
+					module += s.Objects
+					moduleBytes += s.Bytes
+				}
+			}
+			tracked := 0
+			for _, cs := range c.Caches {
+				stores, err := w.StoresUser(cs.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n, ok := perCache[cs.Name]; ok || stores {
+					tracked++
+					if n != cs.Allocated {
+						t.Errorf("%s: %d objects at call sites, the census has %d allocated", cs.Name, n, cs.Allocated)
+					}
+				}
+			}
+			if tracked == 0 {
+				t.Fatal("no cache stores tracks on the slub_debug=U dump")
+			}
+			obj := c.Cache(m.TestModule.Cache)
+			if want := int64(m.TestModule.NObj); module != want || moduleBytes != want*int64(obj.ObjectSize) {
+				t.Errorf("%s: %d objects, %d bytes attributed to %s; want %d, %d", m.TestModule.Cache, module, moduleBytes, m.TestModule.Module, want, want*int64(obj.ObjectSize))
+			}
+			t.Logf("%d call sites over %d tracked caches", len(sites), tracked)
 		})
 	}
 }
