@@ -1,9 +1,11 @@
 package owners_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/oracle"
 	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/stackdepot"
@@ -129,4 +131,101 @@ func TestTrackedAllocations(t *testing.T) {
 			t.Logf("%d call sites over %d tracked caches", len(sites), tracked)
 		})
 	}
+}
+
+// On every fixture, the report counts every allocated object of the census
+// exactly once, under one owner; the modules with their own caches own
+// them; on the slub_debug=U dump the test module holds exactly its objects
+// by their tracks, and its leaked kmalloc objects, allocated from its freed
+// init code, are unattributed rather than guessed.
+func TestReportCountsEveryObject(t *testing.T) {
+	for _, m := range fixture.All(t) {
+		d := m.Dumps[0]
+		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
+			k := testkernel.Open(t, m, d)
+			w, err := walk.New(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := w.Census()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.SetAliases(c)
+			mods, err := k.Modules()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dep, err := stackdepot.New(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := owners.Build(w, c, mods, symbolize.New(w), dep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var census, counted int64
+			for _, cs := range c.Caches {
+				census += cs.Allocated
+			}
+			share := map[string]map[string]owners.CacheShare{}
+			for _, o := range r.Owners {
+				var objs int64
+				share[o.Owner] = map[string]owners.CacheShare{}
+				for _, cs := range o.Caches {
+					objs += cs.Objects
+					share[o.Owner][cs.Cache] = cs
+				}
+				if objs != o.Objects {
+					t.Errorf("%s: %d objects, its caches add up to %d", o.Owner, o.Objects, objs)
+				}
+				counted += o.Objects
+			}
+			if counted != census {
+				t.Errorf("owners hold %d objects, the census %d", counted, census)
+			}
+			if _, ok := share["isofs"]["isofs_inode_cache"]; !ok {
+				t.Errorf("isofs does not own isofs_inode_cache: %+v", r.Owners)
+			}
+			tm := m.TestModule
+			if tm == nil {
+				return
+			}
+			kv, err := oracle.ParseKeyValues(m.Oracle(t, d.Oracle+".test-module"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			held, ok := kv["allocated"]
+			if !ok {
+				t.Fatalf("%s.test-module has no allocated count", d.Oracle)
+			}
+			own := share[tm.Module][tm.Cache]
+			wantEv := "data-pointer+constructor"
+			if m.Name == "bookworm-slubdbg" {
+				wantEv = owners.EvidenceTrack
+			}
+			if own.Objects != held || own.Evidence != wantEv {
+				t.Errorf("%s holds %+v in %s, want the %d objects it says it holds, on %s", tm.Module, own, tm.Cache, held, wantEv)
+			}
+			if m.Name == "bookworm-slubdbg" {
+				leakCache := fmt.Sprintf("kmalloc-%s", kmallocName(tm.LeakSize))
+				if u := share[owners.OwnerUnattributed][leakCache]; u.Objects < int64(tm.Leak) {
+					t.Errorf("%d unattributed objects in %s, want at least the module's %d leaked ones", u.Objects, leakCache, tm.Leak)
+				}
+			}
+		})
+	}
+}
+
+// kmallocName is the kmalloc cache size suffix of an allocation size.
+func kmallocName(size int) string {
+	for _, s := range []int{8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192} {
+		if size <= s {
+			if s >= 1024 {
+				return fmt.Sprintf("%dk", s/1024)
+			}
+			return fmt.Sprint(s)
+		}
+	}
+	return "large"
 }

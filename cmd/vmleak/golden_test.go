@@ -13,6 +13,7 @@ import (
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/meminfo"
 	"github.com/vmleak/vmleak/modules"
+	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -282,4 +283,42 @@ func TestGoldenModules(t *testing.T) {
 			t.Error("modules JSON does not round-trip")
 		}
 	})
+}
+
+func sampleOwners() *owners.Report {
+	return &owners.Report{
+		Schema: owners.ReportSchema, Tracked: true,
+		Owners: []owners.OwnerShare{
+			{Owner: "vmleak_test", Objects: 1000, Bytes: 232000, Caches: []owners.CacheShare{
+				{Cache: "vmleak_test_obj", Objects: 1000, Bytes: 232000, Evidence: owners.EvidenceTrack}}},
+			{Owner: "isofs", Caches: []owners.CacheShare{{Cache: "isofs_inode_cache", Evidence: "data-pointer+constructor"}}},
+			{Owner: owners.OwnerKernel, Objects: 13519, Bytes: 2595648, Caches: []owners.CacheShare{
+				{Cache: "dentry", Objects: 13519, Bytes: 2595648, Evidence: owners.EvidenceTrack}}},
+			{Owner: owners.OwnerUnattributed, Objects: 300, Bytes: 307200, Caches: []owners.CacheShare{
+				{Cache: "kmalloc-1k", Objects: 300, Bytes: 307200, Evidence: owners.EvidenceTrack}}},
+		},
+		Caches: []owners.CacheOwner{{Cache: "vmleak_test_obj", CacheAddr: 0xffff8af5bff7fb00, Module: "vmleak_test", Evidence: []owners.Evidence{
+			{Kind: owners.EvidenceDataPointer, Addr: 0xffffffffc0260400, What: "module vmleak_test's core at 0xffffffffc0260400 holds the pointer to kmem_cache vmleak_test_obj"},
+			{Kind: owners.EvidenceConstructor, Addr: 0xffffffffc025e1a0, What: "constructor 0xffffffffc025e1a0 is in module vmleak_test's core"}}}},
+		Sites: []owners.Site{
+			{Cache: "vmleak_test_obj", Caller: symbolize.Frame{Addr: 0xffffffffc025e235, Kind: symbolize.FrameModule, Symbol: "grow_by+0x35", Module: "vmleak_test", Text: true}, Module: "vmleak_test", Objects: 1000, Bytes: 232000},
+			{Cache: "kmalloc-1k", Caller: symbolize.Frame{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit}, Objects: 300, Bytes: 307200},
+		},
+	}
+}
+
+func TestGoldenOwners(t *testing.T) {
+	var b bytes.Buffer
+	writeOwners(&b, sampleOwners(), true, "")
+	golden(t, "owners.txt", b.Bytes())
+	b.Reset()
+	untracked := sampleOwners()
+	untracked.Tracked, untracked.Sites = false, nil
+	writeOwners(&b, untracked, true, "")
+	golden(t, "owners-untracked.txt", b.Bytes())
+	j, err := json.MarshalIndent(sampleOwners(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "owners.json", append(j, '\n'))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
 	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -312,5 +313,37 @@ func TestModulesCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// owners end to end: on the slub_debug=U dump the test module's objects are
+// attributed to the function that allocated them, in text and JSON; on a
+// dump without tracks its cache is its own by cache evidence.
+func TestOwnersCommand(t *testing.T) {
+	s := fixture.Load(t, "bookworm-slubdbg")
+	code, out, errs := vmleak(t, "owners", s.DumpPath(s.Dumps[0]), "--vmlinux", s.Vmlinux(), "--module", "vmleak_test", "--sites")
+	if code != ExitOK || !strings.Contains(out, "vmleak_test_obj") || !strings.Contains(out, "[vmleak_test]") {
+		t.Errorf("exit %d\n%s\n%s", code, out, errs)
+	}
+	q := fixture.Load(t, "bookworm-qemu")
+	code, out, errs = vmleak(t, "owners", q.DumpPath(q.Dumps[0]), "--vmlinux", q.Vmlinux(), "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r owners.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Schema != owners.ReportSchema || r.Tracked {
+		t.Errorf("schema %d, tracked %v", r.Schema, r.Tracked)
+	}
+	found := false
+	for _, o := range r.Owners {
+		for _, cs := range o.Caches {
+			found = found || o.Owner == q.TestModule.Module && cs.Cache == q.TestModule.Cache && cs.Evidence == "data-pointer+constructor"
+		}
+	}
+	if !found {
+		t.Errorf("the test module does not own its cache: %+v", r.Owners)
 	}
 }

@@ -18,19 +18,26 @@ import (
 // takeCensus opens a dump and counts its slab caches, printing progress on
 // stderr when that is a terminal and the work takes more than a second.
 func (g *globalOptions) takeCensus(c *cobra.Command, dump string) (*kernel.Kernel, *walk.Census, error) {
+	k, _, cen, err := g.takeCensusWalker(c, dump)
+	return k, cen, err
+}
+
+// takeCensusWalker is takeCensus that also hands back the walker, for
+// commands that go on from the census (owners).
+func (g *globalOptions) takeCensusWalker(c *cobra.Command, dump string) (*kernel.Kernel, *walk.Walker, *walk.Census, error) {
 	done := progress(c.ErrOrStderr(), "counting slab objects")
 	defer done()
 	k, w, err := g.openWalker(dump)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cen, err := w.Census()
 	if err != nil {
 		k.Close()
-		return nil, nil, classify(err)
+		return nil, nil, nil, classify(err)
 	}
 	w.SetAliases(cen)
-	return k, cen, nil
+	return k, w, cen, nil
 }
 
 // progress prints a note after a second if out is a terminal; the returned
