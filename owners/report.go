@@ -2,6 +2,7 @@ package owners
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/stackdepot"
@@ -181,6 +182,39 @@ func Filter(shares []OwnerShare, owner string) []OwnerShare {
 		if s.Owner == owner {
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+// ModulesByCache names, per cache, the modules that hold its objects or own
+// it ("mod1,mod2", sorted); caches no module has a share of are absent.
+func (r *Report) ModulesByCache() map[string]string {
+	sets := map[string]map[string]bool{}
+	mark := func(cache, module string) {
+		if sets[cache] == nil {
+			sets[cache] = map[string]bool{}
+		}
+		sets[cache][module] = true
+	}
+	for _, o := range r.Owners {
+		if o.Owner == OwnerKernel || o.Owner == OwnerUnattributed {
+			continue
+		}
+		for _, cs := range o.Caches {
+			mark(cs.Cache, o.Owner)
+		}
+	}
+	for _, o := range r.Caches {
+		mark(o.Cache, o.Module)
+	}
+	out := make(map[string]string, len(sets))
+	for cache, mods := range sets {
+		names := make([]string, 0, len(mods))
+		for m := range mods {
+			names = append(names, m)
+		}
+		sort.Strings(names)
+		out[cache] = strings.Join(names, ",")
 	}
 	return out
 }

@@ -78,11 +78,11 @@ func TestGoldenSlabs(t *testing.T) {
 			var b bytes.Buffer
 			cols := strings.Split(tc.cols, ",")
 			if tc.csv {
-				if err := writeSlabsCSV(&b, sampleCensus(), cols); err != nil {
+				if err := writeSlabsCSV(&b, sampleCensus(), cols, nil); err != nil {
 					t.Fatal(err)
 				}
 			} else {
-				writeSlabsText(&b, sampleCensus(), cols)
+				writeSlabsText(&b, sampleCensus(), cols, nil)
 			}
 			golden(t, tc.name, b.Bytes())
 		})
@@ -309,6 +309,16 @@ func sampleOwners() *owners.Report {
 
 func TestGoldenOwners(t *testing.T) {
 	var b bytes.Buffer
+	cols := strings.Split("cache,objsize,allocated,total,slabs,ssize,owner,name", ",")
+	owned := map[string]string{"vmleak_test_obj": "vmleak_test", "kmalloc-1k": "cdrom,vmleak_test"}
+	writeSlabsText(&b, sampleCensus(), cols, owned)
+	golden(t, "slabs-owners.txt", b.Bytes())
+	b.Reset()
+	if err := writeSlabsCSV(&b, sampleCensus(), cols, owned); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "slabs-owners.csv", b.Bytes())
+	b.Reset()
 	writeOwners(&b, sampleOwners(), true, "")
 	golden(t, "owners.txt", b.Bytes())
 	b.Reset()

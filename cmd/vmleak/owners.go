@@ -11,6 +11,7 @@ import (
 	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/stackdepot"
 	"github.com/vmleak/vmleak/symbolize"
+	"github.com/vmleak/vmleak/walk"
 )
 
 func newOwnersCmd(g *globalOptions) *cobra.Command {
@@ -37,21 +38,9 @@ never guessed. --sites lists the call sites of tracked allocations.
 				return err
 			}
 			defer k.Close()
-			mods, merr := k.Modules()
-			d, derr := stackdepot.New(k)
-			if derr != nil {
-				if !errors.Is(derr, kernel.ErrAbsent) {
-					k.Warnf("stack depot: %v", derr)
-				}
-				d = nil
-			}
-			rep, err := owners.Build(w, cen, mods, symbolize.New(w), d)
+			rep, err := buildOwners(k, w, cen)
 			if err != nil {
-				return classify(err)
-			}
-			if merr != nil {
-				rep.Warnings = append(rep.Warnings, merr.Error())
-				rep.Partial = true
+				return err
 			}
 			if module != "" {
 				rep.Owners = owners.Filter(rep.Owners, module)
@@ -74,6 +63,39 @@ never guessed. --sites lists the call sites of tracked allocations.
 	cmd.Flags().StringVar(&module, "module", "", "show only this owner (a module name, kernel or unattributed)")
 	cmd.Flags().BoolVar(&sites, "sites", false, "list the call sites of tracked allocations")
 	return cmd
+}
+
+// buildOwners attributes a census: modules, stack depot (where the kernel
+// has one) and symbolizer wired to owners.Build.
+func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (*owners.Report, error) {
+	mods, merr := k.Modules()
+	d, err := stackdepot.New(k)
+	if err != nil {
+		if !errors.Is(err, kernel.ErrAbsent) {
+			k.Warnf("stack depot: %v", err)
+		}
+		d = nil
+	}
+	rep, err := owners.Build(w, cen, mods, symbolize.New(w), d)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if merr != nil {
+		rep.Warnings = append(rep.Warnings, merr.Error())
+		rep.Partial = true
+	}
+	return rep, nil
+}
+
+// cacheOwners is slabs --owners' column: each cache's owning modules.
+func (g *globalOptions) cacheOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (map[string]string, error) {
+	rep, err := buildOwners(k, w, cen)
+	if err != nil {
+		return nil, err
+	}
+	cen.Warnings = append(cen.Warnings, rep.Warnings...)
+	cen.Partial = cen.Partial || rep.Partial
+	return rep.ModulesByCache(), nil
 }
 
 // writeOwners prints each owner's total, then its caches, then (--sites)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -326,6 +327,10 @@ func TestOwnersCommand(t *testing.T) {
 		t.Errorf("exit %d\n%s\n%s", code, out, errs)
 	}
 	q := fixture.Load(t, "bookworm-qemu")
+	code, out, errs = vmleak(t, "slabs", q.DumpPath(q.Dumps[0]), "--vmlinux", q.Vmlinux(), "--owners")
+	if code != ExitOK || !regexp.MustCompile(`(?m) `+q.TestModule.Module+`  +`+q.TestModule.Cache+`$`).MatchString(out) {
+		t.Errorf("slabs --owners: exit %d, no %s owning %s:\n%s\n%s", code, q.TestModule.Module, q.TestModule.Cache, out, errs)
+	}
 	code, out, errs = vmleak(t, "owners", q.DumpPath(q.Dumps[0]), "--vmlinux", q.Vmlinux(), "--json")
 	if code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errs)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,40 +77,47 @@ type slabsOptions struct {
 	csv     bool
 	columns string
 	wide    bool
+	owners  bool
 }
 
 // Columns of `vmleak slabs`; the first seven are crash's `kmem -s`.
 var slabColumns = map[string]struct {
 	header string
 	width  int // 0: left-aligned, last
-	value  func(c *walk.CacheStats, totalMem uint64) string
+	value  func(c *walk.CacheStats, t *slabTable) string
 }{
-	"cache":     {"CACHE", -16, func(c *walk.CacheStats, _ uint64) string { return fmt.Sprintf("%x", c.Addr) }},
-	"objsize":   {"OBJSIZE", 8, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatUint(c.ObjectSize, 10) }},
-	"allocated": {"ALLOCATED", 9, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Allocated, 10) }},
-	"total":     {"TOTAL", 8, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Total, 10) }},
-	"slabs":     {"SLABS", 5, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Slabs, 10) }},
-	"ssize":     {"SSIZE", 5, func(c *walk.CacheStats, _ uint64) string { return fmt.Sprintf("%dk", c.SlabBytes/1024) }},
-	"memory":    {"MEMORY", 9, func(c *walk.CacheStats, _ uint64) string { return humanBytes(c.MemoryBytes()) }},
-	"inuse":     {"INUSE", 9, func(c *walk.CacheStats, _ uint64) string { return humanBytes(uint64(c.Allocated) * c.Size) }},
-	"share": {"SHARE", 6, func(c *walk.CacheStats, total uint64) string {
-		if total == 0 {
+	"cache":     {"CACHE", -16, func(c *walk.CacheStats, _ *slabTable) string { return fmt.Sprintf("%x", c.Addr) }},
+	"objsize":   {"OBJSIZE", 8, func(c *walk.CacheStats, _ *slabTable) string { return strconv.FormatUint(c.ObjectSize, 10) }},
+	"allocated": {"ALLOCATED", 9, func(c *walk.CacheStats, _ *slabTable) string { return strconv.FormatInt(c.Allocated, 10) }},
+	"total":     {"TOTAL", 8, func(c *walk.CacheStats, _ *slabTable) string { return strconv.FormatInt(c.Total, 10) }},
+	"slabs":     {"SLABS", 5, func(c *walk.CacheStats, _ *slabTable) string { return strconv.FormatInt(c.Slabs, 10) }},
+	"ssize":     {"SSIZE", 5, func(c *walk.CacheStats, _ *slabTable) string { return fmt.Sprintf("%dk", c.SlabBytes/1024) }},
+	"memory":    {"MEMORY", 9, func(c *walk.CacheStats, _ *slabTable) string { return humanBytes(c.MemoryBytes()) }},
+	"inuse":     {"INUSE", 9, func(c *walk.CacheStats, _ *slabTable) string { return humanBytes(uint64(c.Allocated) * c.Size) }},
+	"share": {"SHARE", 6, func(c *walk.CacheStats, t *slabTable) string {
+		if t.total == 0 {
 			return "-"
 		}
-		return fmt.Sprintf("%.1f%%", 100*float64(c.MemoryBytes())/float64(total))
+		return fmt.Sprintf("%.1f%%", 100*float64(c.MemoryBytes())/float64(t.total))
 	}},
-	"free": {"FREE(slab/cpu/sheaf)", 20, func(c *walk.CacheStats, _ uint64) string {
+	"owner": {"OWNER", 0, func(c *walk.CacheStats, t *slabTable) string {
+		if o := t.owners[c.Name]; o != "" {
+			return o
+		}
+		return "-"
+	}},
+	"free": {"FREE(slab/cpu/sheaf)", 20, func(c *walk.CacheStats, _ *slabTable) string {
 		return fmt.Sprintf("%d/%d/%d", c.Free.SlabFreelists, c.Free.CPUFreelists, c.Free.Sheaves)
 	}},
-	"counter": {"COUNTER", 9, func(c *walk.CacheStats, _ uint64) string { return strconv.FormatInt(c.Counters.Allocated, 10) }},
-	"name": {"NAME", 0, func(c *walk.CacheStats, _ uint64) string {
+	"counter": {"COUNTER", 9, func(c *walk.CacheStats, _ *slabTable) string { return strconv.FormatInt(c.Counters.Allocated, 10) }},
+	"name": {"NAME", 0, func(c *walk.CacheStats, _ *slabTable) string {
 		n := c.Name
 		if c.Disagree || c.UnreadableSlabs > 0 {
 			n += " *"
 		}
 		return n
 	}},
-	"aliases": {"ALIASES", 0, func(c *walk.CacheStats, _ uint64) string { return strings.Join(c.Aliases, ",") }},
+	"aliases": {"ALIASES", 0, func(c *walk.CacheStats, _ *slabTable) string { return strings.Join(c.Aliases, ",") }},
 }
 
 const (
@@ -151,17 +159,28 @@ method's allocated count), aliases (names merged into the cache).
 			colList := strings.Split(cols, ",")
 			for _, name := range colList {
 				if _, ok := slabColumns[name]; !ok {
-					return &usageError{msg: fmt.Sprintf("unknown column %q (have: cache, objsize, allocated, total, slabs, ssize, memory, inuse, share, free, counter, name, aliases)", name)}
+					return &usageError{msg: fmt.Sprintf("unknown column %q (have: cache, objsize, allocated, total, slabs, ssize, memory, inuse, share, free, counter, owner, name, aliases)", name)}
 				}
 			}
 			if o.top < 0 {
 				return &usageError{msg: "--top must not be negative"}
 			}
-			k, cen, err := g.takeCensus(c, args[0])
+			k, w, cen, err := g.takeCensusWalker(c, args[0])
 			if err != nil {
 				return err
 			}
 			defer k.Close()
+			var owned map[string]string
+			if o.owners {
+				if owned, err = g.cacheOwners(k, w, cen); err != nil {
+					return err
+				}
+				if i := slices.Index(colList, "name"); i >= 0 {
+					colList = slices.Insert(colList, i, "owner")
+				} else {
+					colList = append(colList, "owner")
+				}
+			}
 			if err := cen.SortBy(o.sort); err != nil {
 				return &usageError{msg: err.Error()}
 			}
@@ -175,11 +194,11 @@ method's allocated count), aliases (names merged into the cache).
 					return err
 				}
 			case o.csv:
-				if err := writeSlabsCSV(out, cen, colList); err != nil {
+				if err := writeSlabsCSV(out, cen, colList, owned); err != nil {
 					return err
 				}
 			default:
-				writeSlabsText(out, cen, colList)
+				writeSlabsText(out, cen, colList, owned)
 			}
 			warnCensus(c.ErrOrStderr(), cen)
 			if cen.Partial {
@@ -194,21 +213,29 @@ method's allocated count), aliases (names merged into the cache).
 	f.BoolVar(&o.csv, "csv", false, "print CSV")
 	f.StringVar(&o.columns, "columns", "", "comma-separated columns (default "+defaultColumns+")")
 	f.BoolVar(&o.wide, "wide", false, "add memory, share and aliases columns")
+	f.BoolVar(&o.owners, "owners", false, "add an OWNER column: the modules holding each cache's objects (see vmleak owners)")
 	return cmd
 }
 
-func totalSlabMemory(cen *walk.Census) uint64 {
-	var t uint64
+// slabTable is what a column needs beyond its own cache: the memory of
+// all caches (SHARE) and each cache's owning modules (OWNER, --owners).
+type slabTable struct {
+	total  uint64
+	owners map[string]string // cache name -> "mod1,mod2"
+}
+
+func newSlabTable(cen *walk.Census, owners map[string]string) *slabTable {
+	t := &slabTable{owners: owners}
 	for _, c := range cen.Caches {
-		t += c.MemoryBytes()
+		t.total += c.MemoryBytes()
 	}
 	return t
 }
 
 // writeSlabsText prints crash's kmem -s layout: each column right-aligned to
 // its width, two spaces apart, the address left-aligned, names last.
-func writeSlabsText(w io.Writer, cen *walk.Census, cols []string) {
-	total := totalSlabMemory(cen)
+func writeSlabsText(w io.Writer, cen *walk.Census, cols []string, owners map[string]string) {
+	total := newSlabTable(cen, owners)
 	// Variable-width columns (names) are padded to their longest value unless last.
 	widths := make(map[string]int)
 	for i, name := range cols {
@@ -251,9 +278,9 @@ func writeSlabsText(w io.Writer, cen *walk.Census, cols []string) {
 	}
 }
 
-func writeSlabsCSV(w io.Writer, cen *walk.Census, cols []string) error {
+func writeSlabsCSV(w io.Writer, cen *walk.Census, cols []string, owners map[string]string) error {
 	cw := csv.NewWriter(w)
-	total := totalSlabMemory(cen)
+	total := newSlabTable(cen, owners)
 	head := make([]string, len(cols))
 	for i, name := range cols {
 		head[i] = strings.ToLower(name)
