@@ -229,3 +229,41 @@ func kmallocName(size int) string {
 	}
 	return "large"
 }
+
+// The test module keeps bss kmalloc(bss_size) objects referenced only from
+// its .bss: reference evidence finds them, on every 6.1 fixture.
+func TestReferences(t *testing.T) {
+	for _, m := range fixture.All(t) {
+		if m.TestModule == nil {
+			continue
+		}
+		d := m.Dumps[0]
+		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
+			k := testkernel.Open(t, m, d)
+			w, err := walk.New(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mods, err := k.Modules()
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs, warnings := owners.References(w, mods)
+			for _, w := range warnings {
+				t.Error(w)
+			}
+			tm := m.TestModule
+			cache := "kmalloc-" + kmallocName(tm.BSSSize)
+			var found *owners.Reference
+			for i, r := range refs {
+				if r.Module == tm.Module && r.Cache == cache {
+					found = &refs[i]
+				}
+				t.Logf("%s -> %s: %d objects, %d bytes", r.Module, r.Cache, r.Objects, r.Bytes)
+			}
+			if found == nil || found.Objects != int64(tm.BSS) {
+				t.Errorf("%s references %+v in %s, want its %d .bss objects", tm.Module, found, cache, tm.BSS)
+			}
+		})
+	}
+}

@@ -24,12 +24,15 @@ type Report struct {
 	Schema int `json:"schema"`
 	// Tracked is set when some cache stores allocation tracks; without them
 	// only cache ownership is evidence, and generic caches stay unattributed.
-	Tracked  bool         `json:"tracked"`
-	Owners   []OwnerShare `json:"owners"` // modules by bytes, then kernel, then unattributed
-	Caches   []CacheOwner `json:"caches"` // cache ownership evidence
-	Sites    []Site       `json:"sites,omitempty"`
-	Warnings []string     `json:"warnings,omitempty"`
-	Partial  bool         `json:"partial"`
+	Tracked bool         `json:"tracked"`
+	Owners  []OwnerShare `json:"owners"` // modules by bytes, then kernel, then unattributed
+	Caches  []CacheOwner `json:"caches"` // cache ownership evidence
+	Sites   []Site       `json:"sites,omitempty"`
+	// References are allocated objects module data points into: heuristic
+	// evidence, listed beside the owners, not counted in them.
+	References []Reference `json:"references,omitempty"`
+	Warnings   []string    `json:"warnings,omitempty"`
+	Partial    bool        `json:"partial"`
 }
 
 // OwnerShare is what one owner holds.
@@ -56,6 +59,8 @@ func Build(w *walk.Walker, c *walk.Census, mods []kernel.Module, s *symbolize.Sy
 	r := &Report{Schema: ReportSchema, Partial: c.Partial}
 	var warn []string
 	r.Caches, warn = CacheOwners(w.Kernel(), c, mods)
+	r.Warnings = append(r.Warnings, warn...)
+	r.References, warn = References(w, mods)
 	r.Warnings = append(r.Warnings, warn...)
 	owned := map[string]CacheOwner{}
 	for _, o := range r.Caches {

@@ -300,6 +300,7 @@ func sampleOwners() *owners.Report {
 		Caches: []owners.CacheOwner{{Cache: "vmleak_test_obj", CacheAddr: 0xffff8af5bff7fb00, Module: "vmleak_test", Evidence: []owners.Evidence{
 			{Kind: owners.EvidenceDataPointer, Addr: 0xffffffffc0260400, What: "module vmleak_test's core at 0xffffffffc0260400 holds the pointer to kmem_cache vmleak_test_obj"},
 			{Kind: owners.EvidenceConstructor, Addr: 0xffffffffc025e1a0, What: "constructor 0xffffffffc025e1a0 is in module vmleak_test's core"}}}},
+		References: []owners.Reference{{Module: "vmleak_test", Cache: "kmalloc-4k", Objects: 50, Bytes: 204800}},
 		Sites: []owners.Site{
 			{Cache: "vmleak_test_obj", Caller: symbolize.Frame{Addr: 0xffffffffc025e235, Kind: symbolize.FrameModule, Symbol: "grow_by+0x35", Module: "vmleak_test", Text: true}, Module: "vmleak_test", Objects: 1000, Bytes: 232000},
 			{Cache: "kmalloc-1k", Caller: symbolize.Frame{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit}, Objects: 300, Bytes: 307200},

@@ -115,6 +115,19 @@ func writeOwners(w io.Writer, r *owners.Report, sites bool, module string) {
 	if !r.Tracked {
 		fmt.Fprintln(w, "no cache keeps allocation tracks: generic caches stay unattributed (slub_debug=U records them)")
 	}
+	var refs []owners.Reference
+	for _, ref := range r.References {
+		if module == "" || ref.Module == module {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) > 0 {
+		fmt.Fprintln(w, "\nreferenced from module data (heuristic: the module uses these objects; it may not have allocated them)")
+		fmt.Fprintf(w, "%-20s %10s %9s  %s\n", "MODULE", "OBJECTS", "BYTES", "CACHE")
+		for _, ref := range refs {
+			fmt.Fprintf(w, "%-20s %10d %9s  %s\n", kernel.Printable(ref.Module), ref.Objects, humanBytes(uint64(ref.Bytes)), kernel.Printable(ref.Cache))
+		}
+	}
 	if !sites || len(r.Sites) == 0 {
 		return
 	}
