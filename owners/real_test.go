@@ -267,3 +267,47 @@ func TestReferences(t *testing.T) {
 		})
 	}
 }
+
+// Free objects by their free tracks: every free object of every tracked
+// cache is counted once, at the site that freed it or as never freed.
+func TestFreedSites(t *testing.T) {
+	m := fixture.Load(t, "bookworm-slubdbg")
+	d := m.Dumps[0]
+	k := testkernel.Open(t, m, d)
+	w, err := walk.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.Census()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := stackdepot.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites, warnings, err := owners.Freed(w, symbolize.New(w), dep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		t.Error(w)
+	}
+	perCache := map[string]int64{}
+	named := int64(0)
+	for _, s := range sites {
+		perCache[s.Cache] += s.Objects
+		if s.Caller.Addr != 0 {
+			named += s.Objects
+		}
+	}
+	for _, cs := range c.Caches {
+		if free := cs.Total - cs.Allocated; perCache[cs.Name] != free {
+			t.Errorf("%s: %d free objects at free sites, the census has %d free", cs.Name, perCache[cs.Name], free)
+		}
+	}
+	if named == 0 {
+		t.Error("no free object has a free track")
+	}
+	t.Logf("%d free sites; %d free objects with a free track", len(sites), named)
+}

@@ -31,6 +31,17 @@ type Site struct {
 // whose track is unreadable counts as unattributed in its cache (Caller
 // kind "unknown") — never dropped. Each stack is decoded once.
 func Tracked(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot) ([]Site, []string, error) {
+	return sites(w, s, d, false)
+}
+
+// Freed is Tracked for the free objects, by their free tracks: where each
+// was last freed, for use-after-free forensics. A free object never
+// allocated has no free track ("no track recorded").
+func Freed(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot) ([]Site, []string, error) {
+	return sites(w, s, d, true)
+}
+
+func sites(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot, freed bool) ([]Site, []string, error) {
 	type key struct {
 		cache string
 		addr  uint64
@@ -38,14 +49,20 @@ func Tracked(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot) ([]Si
 	sites := map[key]*Site{}
 	var warnings []string
 	frames := map[uint32][]symbolize.Frame{}
-	err := w.Tracks("", false, func(o walk.Object, tr walk.Tracks, err error) bool {
+	err := w.Tracks("", freed, func(o walk.Object, tr walk.Tracks, err error) bool {
 		if err != nil {
 			warnings = append(warnings, err.Error())
 			if o.Addr == 0 {
 				return true
 			}
 		}
+		if o.Allocated == freed {
+			return true
+		}
 		t := tr.Alloc
+		if freed {
+			t = tr.Free
+		}
 		k := key{o.Cache, t.Addr}
 		st := sites[k]
 		if st == nil {
@@ -65,7 +82,7 @@ func Tracked(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot) ([]Si
 				}
 			}
 			if t.Addr == 0 {
-				st.Caller = symbolize.Frame{Kind: symbolize.FrameUnknown, What: "no allocation track recorded"}
+				st.Caller = symbolize.Frame{Kind: symbolize.FrameUnknown, What: "no track recorded"}
 			} else {
 				st.Caller = s.Caller(t.Addr, stack)
 			}

@@ -16,7 +16,7 @@ import (
 
 func newOwnersCmd(g *globalOptions) *cobra.Command {
 	var module string
-	var sites bool
+	var sites, freed bool
 	cmd := &cobra.Command{
 		Use:   "owners DUMP",
 		Short: "Say whose the slab memory is: which module, call site or nobody known",
@@ -25,7 +25,9 @@ first: the object's SLUB allocation track where its cache keeps them
 (slub_debug=U or SLAB_STORE_USER: the call site and its module), else the
 module that owns the cache (its data holds the kmem_cache pointer, its text
 the constructor). Objects with no evidence are "unattributed", counted and
-never guessed. --sites lists the call sites of tracked allocations.
+never guessed. --sites lists the call sites of tracked allocations; --freed
+lists instead where the free objects were last freed (their free tracks),
+for use-after-free forensics.
 
 ` + exitCodesHelp,
 		Example: `  vmleak owners vmcore
@@ -38,6 +40,9 @@ never guessed. --sites lists the call sites of tracked allocations.
 				return err
 			}
 			defer k.Close()
+			if freed {
+				return writeFreed(c, g, k, w, cen, module)
+			}
 			rep, err := buildOwners(k, w, cen)
 			if err != nil {
 				return err
@@ -62,7 +67,58 @@ never guessed. --sites lists the call sites of tracked allocations.
 	}
 	cmd.Flags().StringVar(&module, "module", "", "show only this owner (a module name, kernel or unattributed)")
 	cmd.Flags().BoolVar(&sites, "sites", false, "list the call sites of tracked allocations")
+	cmd.Flags().BoolVar(&freed, "freed", false, "list where the free objects were freed (free tracks)")
 	return cmd
+}
+
+// writeFreed is owners --freed: the free objects by the site that freed them.
+func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Walker, cen *walk.Census, module string) error {
+	tracked := false
+	for _, cs := range cen.Caches {
+		ok, _ := w.StoresUser(cs.Name)
+		tracked = tracked || ok
+	}
+	if !tracked {
+		return &inputError{fmt.Errorf("%s: no cache keeps free tracks (SLAB_STORE_USER: boot with slub_debug=U)", k.Path())}
+	}
+	d, err := stackdepot.New(k)
+	if err != nil {
+		d = nil
+	}
+	sites, warnings, err := owners.Freed(w, symbolize.New(w), d)
+	if err != nil {
+		return classify(err)
+	}
+	var keep []owners.Site
+	for _, s := range sites {
+		if module == "" || s.Module == module {
+			keep = append(keep, s)
+		}
+	}
+	out := c.OutOrStdout()
+	if g.json {
+		if err := writeJSON(out, keep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(out, "%10s %9s  %-24s %s\n", "FREED", "BYTES", "CACHE", "FREED BY")
+		for _, s := range keep {
+			fmt.Fprintf(out, "%10d %9s  %-24s %s\n", s.Objects, humanBytes(uint64(s.Bytes)), kernel.Printable(s.Cache), siteName(s))
+		}
+	}
+	printWarnings(c.ErrOrStderr(), append(cen.Warnings, warnings...))
+	if cen.Partial {
+		return errPartial
+	}
+	return nil
+}
+
+// siteName is a call site as crash's sym prints it, or why there is none.
+func siteName(s owners.Site) string {
+	if s.Caller.Addr == 0 {
+		return "- (" + s.Caller.What + ")"
+	}
+	return kernel.Printable(s.Caller.String())
 }
 
 // buildOwners attributes a census: modules, stack depot (where the kernel
@@ -136,6 +192,6 @@ func writeOwners(w io.Writer, r *owners.Report, sites bool, module string) {
 		if module != "" && s.Module != module {
 			continue
 		}
-		fmt.Fprintf(w, "%10d %9s  %-24s %s\n", s.Objects, humanBytes(uint64(s.Bytes)), kernel.Printable(s.Cache), kernel.Printable(s.Caller.String()))
+		fmt.Fprintf(w, "%10d %9s  %-24s %s\n", s.Objects, humanBytes(uint64(s.Bytes)), kernel.Printable(s.Cache), siteName(s))
 	}
 }

@@ -326,7 +326,15 @@ func TestOwnersCommand(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "vmleak_test_obj") || !strings.Contains(out, "[vmleak_test]") {
 		t.Errorf("exit %d\n%s\n%s", code, out, errs)
 	}
+	code, out, errs = vmleak(t, "owners", s.DumpPath(s.Dumps[0]), "--vmlinux", s.Vmlinux(), "--freed")
+	if code != ExitOK || !strings.Contains(out, "FREED BY") || !strings.Contains(out, "+0x") {
+		t.Errorf("owners --freed: exit %d\n%s\n%s", code, out, errs)
+	}
 	q := fixture.Load(t, "bookworm-qemu")
+	code, _, errs = vmleak(t, "owners", q.DumpPath(q.Dumps[0]), "--vmlinux", q.Vmlinux(), "--freed")
+	if code != ExitInput || !strings.Contains(errs, "no cache keeps free tracks") {
+		t.Errorf("owners --freed without tracks: exit %d, %s", code, errs)
+	}
 	code, out, errs = vmleak(t, "slabs", q.DumpPath(q.Dumps[0]), "--vmlinux", q.Vmlinux(), "--owners")
 	if code != ExitOK || !regexp.MustCompile(`(?m) `+q.TestModule.Module+`  +`+q.TestModule.Cache+`$`).MatchString(out) {
 		t.Errorf("slabs --owners: exit %d, no %s owning %s:\n%s\n%s", code, q.TestModule.Module, q.TestModule.Cache, out, errs)
