@@ -67,30 +67,12 @@ func CacheOwners(k *kernel.Kernel, c *walk.Census, mods []kernel.Module) ([]Cach
 		}
 		o.Evidence = append(o.Evidence, e)
 	}
-	buf := make([]byte, scanChunk)
-	for i := range mods {
-		m := &mods[i]
-		for _, r := range m.Ranges {
-			if !dataRange(r.Kind) {
-				continue
-			}
-			for off := uint64(0); off < r.Size; off += scanChunk {
-				n := min(scanChunk, r.Size-off)
-				va := r.Base + off
-				if err := k.ReadVirt(buf[:n], va); err != nil {
-					warnings = append(warnings, fmt.Sprintf("owners: module %s %s at %#x: %v", m.Name, r.Kind, va, err))
-					continue
-				}
-				for j := uint64(0); j+8 <= n; j += 8 {
-					p := binary.LittleEndian.Uint64(buf[j:])
-					if cs := byAddr[p]; cs != nil {
-						add(cs, m, Evidence{Kind: EvidenceDataPointer, Addr: kernel.Hex(va + j),
-							What: fmt.Sprintf("module %s's %s at %#x holds the pointer to kmem_cache %s", m.Name, r.Kind, va+j, cs.Name)})
-					}
-				}
-			}
+	warnings = append(warnings, scanModuleData(k, mods, func(m *kernel.Module, kind string, at, p uint64) {
+		if cs := byAddr[p]; cs != nil {
+			add(cs, m, Evidence{Kind: EvidenceDataPointer, Addr: kernel.Hex(at),
+				What: fmt.Sprintf("module %s's %s at %#x holds the pointer to kmem_cache %s", m.Name, kind, at, cs.Name)})
 		}
-	}
+	})...)
 	for _, cs := range c.Caches {
 		ctor, err := k.Object(cs.Addr, "struct kmem_cache").Field("ctor").Ptr()
 		if err != nil {
@@ -122,6 +104,34 @@ func CacheOwners(k *kernel.Kernel, c *walk.Census, mods []kernel.Module) ([]Cach
 		return out[i].Cache < out[j].Cache
 	})
 	return out, warnings
+}
+
+// scanModuleData calls visit for every aligned word of every loaded
+// module's live data (dataRange), with where it is stored. A chunk that
+// cannot be read is a warning; the scan goes on.
+func scanModuleData(k *kernel.Kernel, mods []kernel.Module, visit func(m *kernel.Module, kind string, at, word uint64)) []string {
+	var warnings []string
+	buf := make([]byte, scanChunk)
+	for i := range mods {
+		m := &mods[i]
+		for _, r := range m.Ranges {
+			if !dataRange(r.Kind) {
+				continue
+			}
+			for off := uint64(0); off < r.Size; off += scanChunk {
+				n := min(scanChunk, r.Size-off)
+				va := r.Base + off
+				if err := k.ReadVirt(buf[:n], va); err != nil {
+					warnings = append(warnings, fmt.Sprintf("owners: module %s %s at %#x: %v", m.Name, r.Kind, va, err))
+					continue
+				}
+				for j := uint64(0); j+8 <= n; j += 8 {
+					visit(m, r.Kind, va+j, binary.LittleEndian.Uint64(buf[j:]))
+				}
+			}
+		}
+	}
+	return warnings
 }
 
 // dataRange tells whether a module region holds data a pointer may sit in:

@@ -7,6 +7,7 @@ import (
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
 	"github.com/vmleak/vmleak/internal/testkernel"
+	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/stackdepot"
 	"github.com/vmleak/vmleak/symbolize"
@@ -21,16 +22,7 @@ func TestModulesOwnTheirCaches(t *testing.T) {
 	for _, m := range fixture.All(t) {
 		d := m.Dumps[0]
 		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
-			k := testkernel.Open(t, m, d)
-			w, err := walk.New(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := w.Census()
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.SetAliases(c)
+			k, _, c := dumpCensus(t, m, d)
 			mods, err := k.Modules()
 			if err != nil {
 				t.Fatal(err)
@@ -76,15 +68,7 @@ func TestTrackedAllocations(t *testing.T) {
 	m := fixture.Load(t, "bookworm-slubdbg")
 	for _, d := range m.Dumps {
 		t.Run(d.File, func(t *testing.T) {
-			k := testkernel.Open(t, m, d)
-			w, err := walk.New(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := w.Census()
-			if err != nil {
-				t.Fatal(err)
-			}
+			k, w, c := dumpCensus(t, m, d)
 			dep, err := stackdepot.New(k)
 			if err != nil {
 				t.Fatal(err)
@@ -142,16 +126,7 @@ func TestReportCountsEveryObject(t *testing.T) {
 	for _, m := range fixture.All(t) {
 		d := m.Dumps[0]
 		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
-			k := testkernel.Open(t, m, d)
-			w, err := walk.New(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := w.Census()
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.SetAliases(c)
+			k, w, c := dumpCensus(t, m, d)
 			mods, err := k.Modules()
 			if err != nil {
 				t.Fatal(err)
@@ -239,11 +214,7 @@ func TestReferences(t *testing.T) {
 		}
 		d := m.Dumps[0]
 		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
-			k := testkernel.Open(t, m, d)
-			w, err := walk.New(k)
-			if err != nil {
-				t.Fatal(err)
-			}
+			k, w, _ := dumpCensus(t, m, d)
 			mods, err := k.Modules()
 			if err != nil {
 				t.Fatal(err)
@@ -273,15 +244,7 @@ func TestReferences(t *testing.T) {
 func TestFreedSites(t *testing.T) {
 	m := fixture.Load(t, "bookworm-slubdbg")
 	d := m.Dumps[0]
-	k := testkernel.Open(t, m, d)
-	w, err := walk.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := w.Census()
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, w, c := dumpCensus(t, m, d)
 	dep, err := stackdepot.New(k)
 	if err != nil {
 		t.Fatal(err)
@@ -310,4 +273,20 @@ func TestFreedSites(t *testing.T) {
 		t.Error("no free object has a free track")
 	}
 	t.Logf("%d free sites; %d free objects with a free track", len(sites), named)
+}
+
+// dumpCensus opens a fixture dump, its walker and its census (with aliases).
+func dumpCensus(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) (*kernel.Kernel, *walk.Walker, *walk.Census) {
+	t.Helper()
+	k := testkernel.Open(t, m, d)
+	w, err := walk.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := w.Census()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetAliases(c)
+	return k, w, c
 }

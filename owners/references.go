@@ -1,7 +1,6 @@
 package owners
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -42,46 +41,31 @@ func References(w *walk.Walker, mods []kernel.Module) ([]Reference, []string) {
 	if err != nil {
 		return nil, []string{fmt.Sprintf("owners: references: %v", err)}
 	}
-	buf := make([]byte, scanChunk)
-	for i := range mods {
-		mod := &mods[i]
-		seen := map[uint64]bool{} // objects of this module already counted
-		for _, r := range mod.Ranges {
-			if !dataRange(r.Kind) {
-				continue
-			}
-			for off := uint64(0); off < r.Size; off += scanChunk {
-				n := min(scanChunk, r.Size-off)
-				va := r.Base + off
-				if err := k.ReadVirt(buf[:n], va); err != nil {
-					warnings = append(warnings, fmt.Sprintf("owners: module %s %s at %#x: %v", mod.Name, r.Kind, va, err))
-					continue
-				}
-				for j := uint64(0); j+8 <= n; j += 8 {
-					if at := va + j; at >= mod.Addr && at-mod.Addr < uint64(modSize) {
-						continue
-					}
-					p := binary.LittleEndian.Uint64(buf[j:])
-					if _, ok := m.VirtPFN(p); !ok {
-						continue // slab objects live in the direct map
-					}
-					o, err := w.FindObject(p)
-					if errors.Is(err, walk.ErrNotSlab) || o == nil || !o.Allocated || o.Cache == "kmem_cache" || seen[o.Addr] {
-						continue
-					}
-					seen[o.Addr] = true
-					kk := key{mod.Name, o.Cache}
-					ref := counts[kk]
-					if ref == nil {
-						ref = &Reference{Module: mod.Name, Cache: o.Cache}
-						counts[kk] = ref
-					}
-					ref.Objects++
-					ref.Bytes += int64(o.Size)
-				}
-			}
+	seen := map[string]map[uint64]bool{} // module -> objects already counted
+	warnings = append(warnings, scanModuleData(k, mods, func(mod *kernel.Module, _ string, at, p uint64) {
+		if at >= mod.Addr && at-mod.Addr < uint64(modSize) {
+			return
 		}
-	}
+		if _, ok := m.VirtPFN(p); !ok {
+			return // slab objects live in the direct map
+		}
+		o, err := w.FindObject(p)
+		if errors.Is(err, walk.ErrNotSlab) || o == nil || !o.Allocated || o.Cache == "kmem_cache" || seen[mod.Name][o.Addr] {
+			return
+		}
+		if seen[mod.Name] == nil {
+			seen[mod.Name] = map[uint64]bool{}
+		}
+		seen[mod.Name][o.Addr] = true
+		kk := key{mod.Name, o.Cache}
+		ref := counts[kk]
+		if ref == nil {
+			ref = &Reference{Module: mod.Name, Cache: o.Cache}
+			counts[kk] = ref
+		}
+		ref.Objects++
+		ref.Bytes += int64(o.Size)
+	})...)
 	out := make([]Reference, 0, len(counts))
 	for _, r := range counts {
 		out = append(out, *r)
