@@ -87,13 +87,7 @@ func (s *Symbolizer) code(va uint64) Frame {
 			return f
 		}
 	}
-	s.modsOnce.Do(s.readModules)
-	for i := range s.mods {
-		m := &s.mods[i]
-		rg, ok := m.Contains(va)
-		if !ok {
-			continue
-		}
+	if m, rg, ok := s.moduleAt(va); ok {
 		f.Kind, f.Module = FrameModule, m.Name
 		f.What = fmt.Sprintf("module %s, %s+%#x", m.Name, rg.Kind, va-rg.Base)
 		if ks, ok := s.moduleKSym(m, va); ok {

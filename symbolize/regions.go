@@ -311,20 +311,12 @@ func (s *Symbolizer) readArea(va uint64) (Area, error) {
 	if vm != 0 {
 		caller, err := s.k.Object(vm, "struct vm_struct").Field("caller").Ptr()
 		if err == nil && caller != 0 {
-			a.Caller = s.name(caller)
+			if f := s.Code(caller); f.Symbol != "" {
+				a.Caller = f.String()
+			} else {
+				a.Caller = fmt.Sprintf("%#x", caller)
+			}
 		}
 	}
 	return a, nil
-}
-
-// name is a code address as symbol+offset, in the kernel or a module.
-func (s *Symbolizer) name(va uint64) string {
-	var r Result
-	if s.symbol(&r, va) || s.module(&r, va) {
-		if r.Module != "" {
-			return r.Symbol + " [" + r.Module + "]"
-		}
-		return r.Symbol
-	}
-	return fmt.Sprintf("%#x", va)
 }

@@ -294,25 +294,30 @@ func (s *Symbolizer) symbol(r *Result, va uint64) bool {
 
 // module is an address in a module's memory.
 func (s *Symbolizer) module(r *Result, va uint64) bool {
-	s.modsOnce.Do(s.readModules)
-	for i := range s.mods {
-		m := &s.mods[i]
-		rg, ok := m.Contains(va)
-		if !ok {
-			continue
-		}
-		r.Kind, r.Module = KindModule, m.Name
-		r.What = fmt.Sprintf("module %s, %s+%#x", m.Name, rg.Kind, va-rg.Base)
-		if name, d, ok := s.moduleSymbol(m, va); ok {
-			r.Symbol = fmt.Sprintf("%s+%#x", name, d)
-			r.What += fmt.Sprintf(" (%s+%#x [%s])", name, d, m.Name)
-		}
-		return true
+	m, rg, ok := s.moduleAt(va)
+	if !ok {
+		return false
 	}
-	return false
+	r.Kind, r.Module = KindModule, m.Name
+	r.What = fmt.Sprintf("module %s, %s+%#x", m.Name, rg.Kind, va-rg.Base)
+	if name, d, ok := s.moduleSymbol(m, va); ok {
+		r.Symbol = fmt.Sprintf("%s+%#x", name, d)
+		r.What += fmt.Sprintf(" (%s+%#x [%s])", name, d, m.Name)
+	}
+	return true
 }
 
-// moduleSymbol is the module's kallsyms symbol at or below va.
+// moduleAt is the loaded module whose memory holds va, and the region.
+func (s *Symbolizer) moduleAt(va uint64) (*kernel.Module, kernel.ModuleRange, bool) {
+	s.modsOnce.Do(s.readModules)
+	for i := range s.mods {
+		if rg, ok := s.mods[i].Contains(va); ok {
+			return &s.mods[i], rg, true
+		}
+	}
+	return nil, kernel.ModuleRange{}, false
+}
+
 func (s *Symbolizer) moduleSymbol(m *kernel.Module, va uint64) (string, uint64, bool) {
 	ks, ok := s.moduleKSym(m, va)
 	if !ok {
