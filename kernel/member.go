@@ -232,3 +232,14 @@ func (d *Decoder) Uint(m Member) uint64 {
 
 // Err is the first failure of the decoder's reads.
 func (d *Decoder) Err() error { return d.err }
+
+// ProbeEnumerator is an enumerator only some kernels have (a version
+// probe): ok is false when this kernel's types lack it, answered without a
+// DWARF fallback; err is any other failure to read it.
+func (k *Kernel) ProbeEnumerator(name string) (v int64, ok bool, err error) {
+	if k.types == nil || !k.types.HasEnumerator(name) {
+		return 0, false, nil
+	}
+	v, err = k.types.Enumerator(name)
+	return v, true, err
+}

@@ -82,8 +82,7 @@ func (w *Walker) tracks() (*trackLayout, error) {
 			return
 		}
 		t.size = uint64(n)
-		if k.Types().HasEnumerator("_SLAB_STORE_USER") {
-			bit, err := k.Types().Enumerator("_SLAB_STORE_USER")
+		if bit, ok, err := k.ProbeEnumerator("_SLAB_STORE_USER"); ok || err != nil {
 			if err != nil || bit < 0 || bit > 31 {
 				t.err = fmt.Errorf("walk: _SLAB_STORE_USER = %d: %v", bit, err)
 				return

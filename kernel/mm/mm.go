@@ -213,8 +213,7 @@ func (m *MM) sectionRanges() ([]PFNRange, error) {
 		return nil, fmt.Errorf("mm: %w", err)
 	}
 	hasMap := uint64(sectionHasMemMap)
-	if k.Types().HasEnumerator("SECTION_HAS_MEM_MAP_BIT") {
-		bit, err := k.Types().Enumerator("SECTION_HAS_MEM_MAP_BIT")
+	if bit, ok, err := k.ProbeEnumerator("SECTION_HAS_MEM_MAP_BIT"); ok || err != nil {
 		if err != nil || bit < 0 || bit > 8 {
 			return nil, fmt.Errorf("mm: SECTION_HAS_MEM_MAP_BIT %d: %v", bit, err)
 		}

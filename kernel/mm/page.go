@@ -48,13 +48,9 @@ func (p *pageLayout) probe(k *kernel.Kernel) error {
 			return fmt.Errorf("mm: %w", err)
 		}
 	}
-	types := k.Types()
 	enum := func(name string) (int64, bool) {
-		if !types.HasEnumerator(name) {
-			return 0, false
-		}
-		v, err := types.Enumerator(name)
-		return v, err == nil
+		v, ok, err := k.ProbeEnumerator(name)
+		return v, ok && err == nil
 	}
 	if v, ok := enum("PGTY_slab"); ok && p.pageType.Present() {
 		p.mode, p.slabType = typeByTopByte, uint32(v)
@@ -72,7 +68,7 @@ func (p *pageLayout) probe(k *kernel.Kernel) error {
 			return nil
 		}
 	}
-	bit, err := types.Enumerator("PG_slab")
+	bit, err := k.Types().Enumerator("PG_slab")
 	if err != nil {
 		return fmt.Errorf("mm: cannot tell slab pages: %w", err)
 	}
