@@ -164,9 +164,10 @@ func testOutOfTree(t *testing.T, m *fixture.Manifest, k *kernel.Kernel, mod kern
 	} else {
 		t.Logf("%s without its directory: %v", mod.Name, err)
 	}
-	kos, _ := filepath.Glob(filepath.Join(m.Path(filepath.Dir(m.KernelJSON)), mod.Name+"-*.ko"))
+	// The lab keeps its builds of the test modules in test-modules-<key>/.
+	kos, _ := filepath.Glob(filepath.Join(m.Path(filepath.Dir(m.KernelJSON)), "test-modules-*", mod.Name+".ko"))
 	if len(kos) == 0 {
-		t.Fatalf("no %s-*.ko next to %s", mod.Name, m.KernelJSON)
+		t.Fatalf("no test-modules-*/%s.ko next to %s", mod.Name, m.KernelJSON)
 	}
 	md, err := k.OpenModuleDebuginfo(mod, []string{dbgDir, filepath.Dir(kos[0])})
 	if err != nil {

@@ -68,15 +68,18 @@ func Build(w *walk.Walker, c *walk.Census, mods []kernel.Module, s *symbolize.Sy
 			owned[o.Cache] = o
 		}
 	}
-	shares := map[string]map[string]*CacheShare{} // owner -> cache -> share
+	// owner -> cache and evidence -> share: one owner's objects of a cache
+	// may rest on two kinds of evidence, and each is its own row.
+	shares := map[string]map[string]*CacheShare{}
 	add := func(owner, cache, evidence string, objects, bytes int64) {
 		if shares[owner] == nil {
 			shares[owner] = map[string]*CacheShare{}
 		}
-		cs := shares[owner][cache]
+		key := cache + "\x00" + evidence
+		cs := shares[owner][key]
 		if cs == nil {
 			cs = &CacheShare{Cache: cache, Evidence: evidence}
-			shares[owner][cache] = cs
+			shares[owner][key] = cs
 		}
 		cs.Objects += objects
 		cs.Bytes += bytes
@@ -95,16 +98,19 @@ func Build(w *walk.Walker, c *walk.Census, mods []kernel.Module, s *symbolize.Sy
 		}
 		r.Warnings = append(r.Warnings, warn...)
 		r.Sites = sites
-		for _, st := range sites {
-			owner := st.Module
-			switch {
-			case owner != "":
-			case st.Caller.Kind == symbolize.FrameKernel:
-				owner = OwnerKernel
-			default:
-				owner = OwnerUnattributed // freed init text, module space, no track
+		for i := range sites {
+			st := &sites[i]
+			evidence := EvidenceTrack
+			if st.Owner == OwnerUnattributed {
+				// Freed init text, module space or no readable track: the
+				// track names no one, so the next evidence decides — the
+				// module owning the cache, as in an untracked cache (a
+				// module's init allocating from its own cache is common).
+				if o, ok := owned[st.Cache]; ok {
+					st.Owner, evidence = o.Module, evidenceKinds(o)
+				}
 			}
-			add(owner, st.Cache, EvidenceTrack, st.Objects, st.Bytes)
+			add(st.Owner, st.Cache, evidence, st.Objects, st.Bytes)
 		}
 	}
 	for _, cs := range c.Caches {
@@ -129,7 +135,10 @@ func Build(w *walk.Walker, c *walk.Census, mods []kernel.Module, s *symbolize.Sy
 			if sh.Caches[i].Bytes != sh.Caches[j].Bytes {
 				return sh.Caches[i].Bytes > sh.Caches[j].Bytes
 			}
-			return sh.Caches[i].Cache < sh.Caches[j].Cache
+			if sh.Caches[i].Cache != sh.Caches[j].Cache {
+				return sh.Caches[i].Cache < sh.Caches[j].Cache
+			}
+			return sh.Caches[i].Evidence < sh.Caches[j].Evidence
 		})
 		r.Owners = append(r.Owners, sh)
 	}
@@ -186,6 +195,26 @@ func Filter(shares []OwnerShare, owner string) []OwnerShare {
 	for _, s := range shares {
 		if s.Owner == owner {
 			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// FilterCache keeps each owner's share of one cache, and the owners that
+// have one, with their totals recounted.
+func FilterCache(shares []OwnerShare, cache string) []OwnerShare {
+	var out []OwnerShare
+	for _, s := range shares {
+		kept := OwnerShare{Owner: s.Owner}
+		for _, cs := range s.Caches {
+			if cs.Cache == cache {
+				kept.Caches = append(kept.Caches, cs)
+				kept.Objects += cs.Objects
+				kept.Bytes += cs.Bytes
+			}
+		}
+		if len(kept.Caches) > 0 {
+			out = append(out, kept)
 		}
 	}
 	return out

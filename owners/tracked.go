@@ -20,16 +20,31 @@ type Site struct {
 	Cache   string          `json:"cache"`
 	Caller  symbolize.Frame `json:"caller"`
 	Module  string          `json:"module,omitempty"` // "" for the kernel or where unknown
-	Objects int64           `json:"objects"`
+	// Owner is whom the report counts the objects for: Module, else
+	// OwnerKernel for a kernel caller; where the track names no one,
+	// OwnerUnattributed, or in Build the module owning the cache.
+	Owner   string `json:"owner"`
+	Objects int64  `json:"objects"`
 	Bytes   int64           `json:"bytes"` // objects × the cache's object size
-	// Stack is the first stack seen for the site, as saved by the kernel.
-	Stack []symbolize.Frame `json:"stack,omitempty"`
+	// Stack is the site's most common stack (by objects), as saved by the
+	// kernel; Stacks all of them.
+	Stack  []symbolize.Frame `json:"stack,omitempty"`
+	Stacks []SiteStack       `json:"stacks,omitempty"`
 }
 
-// Tracked sums what the allocation tracks say: per cache and call site,
-// every allocated object of every cache that stores tracks. An object
-// whose track is unreadable counts as unattributed in its cache (Caller
-// kind "unknown") — never dropped. Each stack is decoded once.
+// SiteStack is the objects of a site allocated along one full stack.
+type SiteStack struct {
+	Handle  uint32            `json:"handle"` // the stack depot handle
+	Objects int64             `json:"objects"`
+	Bytes   int64             `json:"bytes"`
+	Frames  []symbolize.Frame `json:"frames"`
+}
+
+// Tracked sums what the allocation tracks say: per cache, call site and
+// full stack, every allocated object of every cache that stores tracks. An
+// object whose track is unreadable counts as unattributed in its cache
+// (Caller kind "unknown") — never dropped. Each stack depot record is
+// decoded and symbolized once.
 func Tracked(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot) ([]Site, []string, error) {
 	return sites(w, s, d, false)
 }
@@ -46,9 +61,33 @@ func sites(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot, freed b
 		cache string
 		addr  uint64
 	}
-	sites := map[key]*Site{}
+	type agg struct {
+		site    *Site
+		handles map[uint32]*SiteStack
+	}
+	sites := map[key]*agg{}
 	var warnings []string
-	frames := map[uint32][]symbolize.Frame{}
+	// Each handle's record, decoded once: its raw frames and their names.
+	type record struct {
+		raw    []uint64
+		frames []symbolize.Frame
+	}
+	records := map[uint32]*record{}
+	stackOf := func(o walk.Object, h uint32) *record {
+		if r, ok := records[h]; ok {
+			return r
+		}
+		r := &record{}
+		raw, err := d.Stack(h)
+		if err != nil && !errors.Is(err, stackdepot.ErrNoStack) {
+			warnings = append(warnings, fmt.Sprintf("owners: %s object %#x: %v", o.Cache, o.Addr, err))
+		}
+		if err == nil {
+			r.raw, r.frames = raw, s.Stack(raw)
+		}
+		records[h] = r
+		return r
+	}
 	err := w.Tracks("", freed, func(o walk.Object, tr walk.Tracks, err error) bool {
 		if err != nil {
 			warnings = append(warnings, err.Error())
@@ -63,41 +102,66 @@ func sites(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot, freed b
 		if freed {
 			t = tr.Free
 		}
+		var rec *record
+		if d != nil && t.Handle != 0 {
+			rec = stackOf(o, t.Handle)
+		}
 		k := key{o.Cache, t.Addr}
-		st := sites[k]
-		if st == nil {
-			st = &Site{Cache: o.Cache}
-			var stack []uint64
-			if d != nil && t.Handle != 0 {
-				var serr error
-				stack, serr = d.Stack(t.Handle)
-				if serr != nil && !errors.Is(serr, stackdepot.ErrNoStack) {
-					warnings = append(warnings, fmt.Sprintf("owners: %s object %#x: %v", o.Cache, o.Addr, serr))
-				}
-				if f, ok := frames[t.Handle]; ok {
-					st.Stack = f
-				} else if stack != nil {
-					st.Stack = s.Stack(stack)
-					frames[t.Handle] = st.Stack
-				}
+		a := sites[k]
+		if a == nil {
+			st := &Site{Cache: o.Cache}
+			var raw []uint64
+			if rec != nil {
+				raw = rec.raw
 			}
 			if t.Addr == 0 {
 				st.Caller = symbolize.Frame{Kind: symbolize.FrameUnknown, What: "no track recorded"}
 			} else {
-				st.Caller = s.Caller(t.Addr, stack)
+				st.Caller = s.Caller(t.Addr, raw)
 			}
 			st.Module = st.Caller.Module
-			sites[k] = st
+			switch {
+			case st.Module != "":
+				st.Owner = st.Module
+			case st.Caller.Kind == symbolize.FrameKernel:
+				st.Owner = OwnerKernel
+			default:
+				st.Owner = OwnerUnattributed
+			}
+			a = &agg{site: st, handles: map[uint32]*SiteStack{}}
+			sites[k] = a
 		}
-		st.Objects++
-		st.Bytes += int64(o.Size)
+		a.site.Objects++
+		a.site.Bytes += int64(o.Size)
+		if rec != nil && rec.frames != nil {
+			ss := a.handles[t.Handle]
+			if ss == nil {
+				ss = &SiteStack{Handle: t.Handle, Frames: rec.frames}
+				a.handles[t.Handle] = ss
+			}
+			ss.Objects++
+			ss.Bytes += int64(o.Size)
+		}
 		return true
 	})
 	if err != nil {
 		return nil, warnings, err
 	}
 	out := make([]Site, 0, len(sites))
-	for _, st := range sites {
+	for _, a := range sites {
+		st := a.site
+		for _, ss := range a.handles {
+			st.Stacks = append(st.Stacks, *ss)
+		}
+		sort.Slice(st.Stacks, func(i, j int) bool {
+			if st.Stacks[i].Objects != st.Stacks[j].Objects {
+				return st.Stacks[i].Objects > st.Stacks[j].Objects
+			}
+			return st.Stacks[i].Handle < st.Stacks[j].Handle
+		})
+		if len(st.Stacks) > 0 {
+			st.Stack = st.Stacks[0].Frames
+		}
 		out = append(out, *st)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -267,6 +267,15 @@ func TestStack(t *testing.T) {
 	f69.put(0, 0, h69(1, 0), frames(7, text))
 	f69.put(1, 544>>4*3, h69(2, 544>>4*3), frames(64, text+0x3000))
 	f69.put(1, 544>>4, h69(2, 544>>4), frames(65, text)) // more than entries[64]
+	// A variable-size record (v6.8+) at the end of a pool: its header and
+	// the frames that fit there are a record where a full struct
+	// stack_record would not be; one frame more overruns the pool.
+	tail := (l69.poolSize - l69.hdrSize - 9*8) >> depotStackAlign
+	room := int(l69.poolSize-tail<<depotStackAlign-l69.hdrSize) / 8
+	f69.put(1, tail, h69(2, uint32(tail)), frames(room, text+0x4000))
+	f69.put(0, tail, h69(1, uint32(tail)), frames(room, text))
+	binary.LittleEndian.PutUint32(f69.pools[0][tail<<depotStackAlign+l69.size.Offset():], uint32(room+1))
+	overrun := fmt.Sprintf("%d frames (at most %d fit)", room+1, room)
 
 	type want struct {
 		frames []uint64
@@ -293,7 +302,9 @@ func TestStack(t *testing.T) {
 		{"6.9 first record", f69.depot(2), h69(1, 0), want{frames(7, text), ""}},
 		{"6.9 a full record", f69.depot(2), h69(2, 544>>4*3), want{frames(64, text+0x3000), ""}},
 		{"6.9 pool index 0", f69.depot(2), h69(0, 5), want{nil, "pool index 0"}},
-		{"6.9 record past the pool", f69.depot(2), h69(1, 0x3f0), want{nil, "past the end of the 16384-byte pool"}},
+		{"6.9 header past the pool", f69.depot(2), h69(1, 0x3ff), want{nil, "past the end of the 16384-byte pool"}},
+		{"6.9 short record ends the pool", f69.depot(2), h69(2, uint32(tail)), want{frames(room, text+0x4000), ""}},
+		{"6.9 short record overruns the pool", f69.depot(2), h69(1, uint32(tail)), want{nil, overrun}},
 		{"6.9 more frames than entries", f69.depot(2), h69(2, 544>>4), want{nil, "65 frames (at most 64 fit)"}},
 		{"6.9 beyond pools_num", f69.depot(1), h69(2, 0), want{nil, "pool 1 is outside"}},
 	} {

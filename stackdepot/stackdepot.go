@@ -458,7 +458,12 @@ func (d *Depot) record(handle uint32, i, offset uint64) ([]uint64, error) {
 	}
 	off := offset << depotStackAlign
 	rec := pool + off
-	if off+l.hdrSize > l.poolSize || (l.recordBytes > 0 && off+l.recordBytes > l.poolSize) {
+	// Only the header must fit here: since v6.8 (31639fd6cebd, "stackdepot:
+	// use variable size records for non-evictable entries") a record taken
+	// without STACK_DEPOT_FLAG_GET, as SLUB's are, holds just its frames, so
+	// the last record of a pool may end before a full struct stack_record
+	// would. The frames are bounded against the pool below.
+	if off+l.hdrSize > l.poolSize {
 		return nil, &HandleError{Handle: handle, Record: rec, Msg: fmt.Sprintf("offset %#x is past the end of the %d-byte pool", off, l.poolSize)}
 	}
 	hdr := make([]byte, l.hdrSize)
@@ -474,7 +479,7 @@ func (d *Depot) record(handle uint32, i, offset uint64) ([]uint64, error) {
 		return nil, &HandleError{Handle: handle, Record: rec, Msg: fmt.Sprintf("the record's own handle is %#08x", own)}
 	}
 	room := (l.poolSize - off - l.hdrSize) / 8
-	if l.maxFrames > 0 {
+	if l.maxFrames > 0 && l.maxFrames < room {
 		room = l.maxFrames
 	}
 	if size == 0 || size > room {

@@ -2,6 +2,7 @@ package symbolize
 
 import (
 	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -141,12 +142,70 @@ func (s *Symbolizer) Stack(frames []uint64) []Frame {
 		if i+1 < len(out) && strings.HasPrefix(out[i+1].Symbol, "do_init_module+") {
 			by += " from do_init_module"
 		}
+		// The frame do_one_initcall called is a module's init function. Its
+		// text is freed after init returns, and a module loaded later may
+		// get those pages: then the address names that module's code,
+		// wrongly. A frame there that is neither a module's init entry nor
+		// a call site is such reused text.
+		if j := i - 1; j >= 0 && out[j].Kind == FrameModule && !s.initFrame(frames, j) {
+			out[j].Kind = FrameFreedInit
+			out[j].What = fmt.Sprintf("freed init text of a module (its init function, run by %s, and freed after it returned); "+
+				"%s [%s] was loaded there since: the address is neither its init function nor a call site in it",
+				by, out[j].Symbol, out[j].Module)
+			out[j].Symbol, out[j].Module, out[j].Text = "", "", false
+		}
 		for j := i - 1; j >= 0 && out[j].Kind == FrameModuleSpace; j-- {
 			out[j].Kind = FrameFreedInit
 			out[j].What = "freed init text of a module (its init function, run by " + by + ", and freed after it returned)"
 		}
 	}
 	return out
+}
+
+// initFrame tells that frames[j], a return address in a loaded module
+// called by do_one_initcall, is that module's code: it lies in a module's
+// init function (mod->init), or right after a call instruction — a direct
+// call to the function of the frame below it, or an indirect call. Freed
+// init text that a later module reuses is almost never either.
+func (s *Symbolizer) initFrame(frames []uint64, j int) bool {
+	ret := frames[j]
+	if m, _, ok := s.moduleAt(ret); ok {
+		if ks, ok := s.moduleKSym(m, ret); ok && s.moduleInits()[ks.Addr] {
+			return true
+		}
+	}
+	var b [6]byte
+	if ret < uint64(len(b)) || s.k.ReadVirt(b[:], ret-uint64(len(b))) != nil {
+		return false // unreadable text: not shown to be a call site
+	}
+	switch {
+	case b[1] == 0xe8: // call rel32
+		if j == 0 {
+			return true
+		}
+		target := ret + uint64(int64(int32(binary.LittleEndian.Uint32(b[2:]))))
+		callee := s.Code(frames[j-1])
+		return callee.Symbol != "" && strings.SplitN(callee.Symbol, "+", 2)[0] == strings.TrimSuffix(s.Code(target).Symbol, "+0x0")
+	case b[4] == 0xff && b[5]&0xf8 == 0xd0, // call *%reg
+		b[3] == 0x41 && b[4] == 0xff && b[5]&0xf8 == 0xd0, // call *%r8..%r15
+		b[0] == 0xff && b[1] == 0x15: // call *disp32(%rip)
+		return true
+	}
+	return false
+}
+
+// moduleInits is the set of the loaded modules' init function addresses.
+func (s *Symbolizer) moduleInits() map[uint64]bool {
+	s.initsOnce.Do(func() {
+		s.inits = map[uint64]bool{}
+		s.modsOnce.Do(s.readModules)
+		for _, m := range s.mods {
+			if va, err := s.k.Object(m.Addr, "struct module").Field("init").Ptr(); err == nil && va != 0 {
+				s.inits[va] = true
+			}
+		}
+	})
+	return s.inits
 }
 
 // Caller names a track's caller address with the stack saved with it: the

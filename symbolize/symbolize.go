@@ -96,6 +96,9 @@ type Symbolizer struct {
 	modsErr  error
 	modSyms  map[uint64][]kernel.KSym // by struct module
 
+	initsOnce sync.Once
+	inits     map[uint64]bool // the modules' init functions (mod->init)
+
 	cpuOnce sync.Once
 	cpus    []cpuArea
 	cpuErr  error

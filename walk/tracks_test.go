@@ -65,19 +65,65 @@ func TestStoreUserFlag(t *testing.T) {
 	}
 }
 
-// With slub_debug=U every allocated object of every cache has an allocation
-// track: its caller is kernel or module code, its stack decodes, and the
-// stack has the caller in it. The test module's objects were allocated by
-// its grow_by; its kmalloc'ed objects by its init function, whose text was
-// freed after load: freed init text, found from the stack.
+// With slub_debug=U (6.1, 6.12, 7.x) every allocated object of every cache
+// has an allocation track: its caller is kernel or module code, its stack
+// decodes, and the stack has the caller in it. The test module's objects
+// were allocated by its grow_by, its leaked and .bss-referenced kmalloc
+// objects by the functions the manifest names, each called from the init
+// function, whose text was freed after load: freed init text, told from the
+// stack — even where the second module, loaded after, reuses those pages.
+// That module's objects were allocated by its leak function and, in its own
+// cache, by its freed init function itself.
 func TestTracksSlubdbg(t *testing.T) {
-	m := fixture.Load(t, "bookworm-slubdbg")
-	tm := m.TestModule
-	if tm == nil {
-		t.Fatal("the slub_debug fixture has no test module")
+	var ms []*fixture.Manifest
+	for _, m := range fixture.All(t) {
+		if strings.Contains(m.Guest.Cmdline, "slub_debug=U") {
+			ms = append(ms, m)
+		}
 	}
-	for _, d := range m.Dumps {
-		t.Run(d.File, func(t *testing.T) {
+	if len(ms) == 0 {
+		t.Fatal("no slub_debug=U fixture")
+	}
+	for _, m := range ms {
+		tm, peer := m.TestModule, m.PeerModule
+		if tm == nil || peer == nil || tm.LeakSite == "" || tm.BSSSite == "" || peer.LeakSite == "" {
+			t.Fatalf("%s: the slub_debug fixture lacks a test module or its named call sites (rebuild it)", m.Name)
+		}
+		for _, d := range m.Dumps {
+			if d.Format == "flattened" {
+				continue // the same memory as its rearranged twin
+			}
+			t.Run(m.Name+"/"+d.File, func(t *testing.T) { tracksSlubdbg(t, m, d) })
+		}
+	}
+}
+
+// fromInit tells a stack where the caller at va was called by freed init
+// text, which do_one_initcall called. (The caller need not be frame 0: on
+// 6.1 a kmalloc stack starts in __kmalloc.)
+func fromInit(st []symbolize.Frame, va uint64) bool {
+	for i, f := range st {
+		if uint64(f.Addr) == va {
+			return i+2 < len(st) && st[i+1].Kind == symbolize.FrameFreedInit && strings.HasPrefix(st[i+2].Symbol, "do_one_initcall+")
+		}
+	}
+	return false
+}
+
+// calledBy tells a stack where the caller at va was called by function fn.
+func calledBy(st []symbolize.Frame, va uint64, fn string) bool {
+	for i, f := range st {
+		if uint64(f.Addr) == va {
+			return i+1 < len(st) && strings.HasPrefix(st[i+1].Symbol, fn+"+")
+		}
+	}
+	return false
+}
+
+func tracksSlubdbg(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+	tm, peer := m.TestModule, m.PeerModule
+	{
+		{
 			k, w, c := census(t, m, d)
 			depot, err := stackdepot.New(k)
 			if err != nil {
@@ -92,7 +138,7 @@ func TestTracksSlubdbg(t *testing.T) {
 					t.Errorf(format, args...)
 				}
 			}
-			var modObjs, leaks, bssObjs int
+			var modObjs, leaks, bssObjs, peerObjs, peerLeaks int
 			head := make([]byte, 16)
 			err = w.Tracks("", false, func(o walk.Object, tr walk.Tracks, err error) bool {
 				if err != nil {
@@ -120,12 +166,22 @@ func TestTracksSlubdbg(t *testing.T) {
 				if !inStack(a.Addr, frames) {
 					fail("%s object %#x: caller %s is not in its stack %x", o.Cache, o.Addr, f, frames)
 				}
-				if o.Cache == tm.Cache {
-					modObjs++
+				// site checks that the object was allocated by fn of mod,
+				// called from freed init text.
+				site := func(mod, fn string) {
 					st := s.Stack(frames)
-					if f.Module != tm.Module || !strings.HasPrefix(f.Symbol, "grow_by+") || len(st) < 3 ||
-						st[1].Kind != symbolize.FrameFreedInit || !strings.HasPrefix(st[2].Symbol, "do_one_initcall+") {
-						fail("%s object %#x: caller %s, stack %v; want grow_by [%s] called from freed init text called from do_one_initcall", o.Cache, o.Addr, f, st, tm.Module)
+					if f.Module != mod || !strings.HasPrefix(f.Symbol, fn+"+") || !fromInit(st, a.Addr) {
+						fail("%s object %#x: caller %s, stack %v; want %s [%s] called from freed init text called from do_one_initcall", o.Cache, o.Addr, f, st, fn, mod)
+					}
+				}
+				switch o.Cache {
+				case tm.Cache:
+					modObjs++
+					site(tm.Module, "grow_by")
+				case peer.Cache:
+					peerObjs++
+					if st := s.Stack(frames); f.Kind != symbolize.FrameFreedInit || !calledBy(st, a.Addr, "do_one_initcall") {
+						fail("%s object %#x: caller %s, stack %v; want freed init text called from do_one_initcall", o.Cache, o.Addr, f, st)
 					}
 				}
 				if o.Size >= uint64(len(head)) {
@@ -133,15 +189,16 @@ func TestTracksSlubdbg(t *testing.T) {
 						fail("%s object %#x: %v", o.Cache, o.Addr, err)
 						return true
 					}
-					isLeak, isBSS := bytes.HasPrefix(head, []byte("VMLEAK-LEAK ")), bytes.HasPrefix(head, []byte("VMLEAK-BSS "))
-					if isLeak {
+					switch {
+					case bytes.HasPrefix(head, []byte("VMLEAK-LEAK ")):
 						leaks++
-					}
-					if isBSS {
+						site(tm.Module, tm.LeakSite)
+					case bytes.HasPrefix(head, []byte("VMLEAK-BSS ")):
 						bssObjs++
-					}
-					if (isLeak || isBSS) && f.Kind != symbolize.FrameFreedInit {
-						fail("%s object %#x (%q): caller %s is %s, want freed init text", o.Cache, o.Addr, head, f, f.Kind)
+						site(tm.Module, tm.BSSSite)
+					case bytes.HasPrefix(head, []byte("VMLEAK-PEER ")):
+						peerLeaks++
+						site(peer.Module, peer.LeakSite)
 					}
 				}
 				return true
@@ -157,10 +214,13 @@ func TestTracksSlubdbg(t *testing.T) {
 			if modObjs != tm.NObj || leaks != tm.Leak || bssObjs != tm.BSS {
 				t.Errorf("test module: %d cache objects, %d leaked, %d in .bss; the module made %d, %d, %d", modObjs, leaks, bssObjs, tm.NObj, tm.Leak, tm.BSS)
 			}
+			if peerObjs != peer.NObj || peerLeaks != peer.Leak {
+				t.Errorf("second module: %d cache objects, %d leaked; the module made %d, %d", peerObjs, peerLeaks, peer.NObj, peer.Leak)
+			}
 			// Only kmem_cache_node's first objects, made by
 			// early_kmem_cache_node_alloc before any cache existed, are
-			// allocated without a track (6.1 mm/slub.c: init_tracking, no
-			// set_track).
+			// allocated without a track (mm/slub.c of 6.1 to 7.x:
+			// init_tracking, no set_track).
 			nodes := len(c.Cache("kmem_cache_node").Nodes)
 			for _, z := range zero {
 				if !strings.HasPrefix(z, "kmem_cache_node ") {
@@ -171,7 +231,7 @@ func TestTracksSlubdbg(t *testing.T) {
 				t.Errorf("%d kmem_cache_node objects without a track, %d nodes: %v", len(zero), nodes, zero)
 			}
 			t.Logf("%d caches, %d tracked objects, %d without a track: %v; depot %s", len(per), sum(per), len(zero), zero, depot.Pools())
-		})
+		}
 	}
 }
 

@@ -286,24 +286,47 @@ func TestGoldenModules(t *testing.T) {
 }
 
 func sampleOwners() *owners.Report {
+	mod := func(addr uint64, sym, module string) symbolize.Frame {
+		return symbolize.Frame{Addr: kernel.Hex(addr), Kind: symbolize.FrameModule, Symbol: sym, Module: module, Text: true}
+	}
+	kern := func(addr uint64, sym string) symbolize.Frame {
+		return symbolize.Frame{Addr: kernel.Hex(addr), Kind: symbolize.FrameKernel, Symbol: sym, Section: ".text", Text: true}
+	}
+	freedInit := symbolize.Frame{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit}
+	initcall := []symbolize.Frame{freedInit, kern(0xffffffff81002a59, "do_one_initcall+0x59"), kern(0xffffffff8114f54a, "do_init_module+0x4a")}
+	leak := append([]symbolize.Frame{kern(0xffffffff812c3a49, "__kmalloc+0x49"), mod(0xffffffffc025e02a, "vmleak_test_leak+0x2a", "vmleak_test")}, initcall...)
+	peer := append([]symbolize.Frame{mod(0xffffffffc034a02a, "vmleak_peer_leak+0x2a", "vmleak_peer")}, initcall...)
+	grow := append([]symbolize.Frame{mod(0xffffffffc025e235, "grow_by+0x35", "vmleak_test")}, initcall...)
+	growParam := []symbolize.Frame{mod(0xffffffffc025e235, "grow_by+0x35", "vmleak_test"), mod(0xffffffffc025e2b0, "grow_set+0x30", "vmleak_test"),
+		kern(0xffffffff810c1d20, "param_attr_store+0x90")}
 	return &owners.Report{
 		Schema: owners.ReportSchema, Tracked: true,
 		Owners: []owners.OwnerShare{
-			{Owner: "vmleak_test", Objects: 1000, Bytes: 232000, Caches: []owners.CacheShare{
+			{Owner: "vmleak_test", Objects: 1300, Bytes: 539200, Caches: []owners.CacheShare{
+				{Cache: "kmalloc-1k", Objects: 300, Bytes: 307200, Evidence: owners.EvidenceTrack},
 				{Cache: "vmleak_test_obj", Objects: 1000, Bytes: 232000, Evidence: owners.EvidenceTrack}}},
+			{Owner: "vmleak_peer", Objects: 320, Bytes: 141680, Caches: []owners.CacheShare{
+				{Cache: "kmalloc-1k", Objects: 120, Bytes: 122880, Evidence: owners.EvidenceTrack},
+				{Cache: "vmleak_peer_obj", Objects: 200, Bytes: 18800, Evidence: "data-pointer+constructor"}}},
 			{Owner: "isofs", Caches: []owners.CacheShare{{Cache: "isofs_inode_cache", Evidence: "data-pointer+constructor"}}},
 			{Owner: owners.OwnerKernel, Objects: 13519, Bytes: 2595648, Caches: []owners.CacheShare{
 				{Cache: "dentry", Objects: 13519, Bytes: 2595648, Evidence: owners.EvidenceTrack}}},
-			{Owner: owners.OwnerUnattributed, Objects: 300, Bytes: 307200, Caches: []owners.CacheShare{
-				{Cache: "kmalloc-1k", Objects: 300, Bytes: 307200, Evidence: owners.EvidenceTrack}}},
+			{Owner: owners.OwnerUnattributed, Objects: 1, Bytes: 2048, Caches: []owners.CacheShare{
+				{Cache: "kmalloc-2k", Objects: 1, Bytes: 2048, Evidence: owners.EvidenceTrack}}},
 		},
 		Caches: []owners.CacheOwner{{Cache: "vmleak_test_obj", CacheAddr: 0xffff8af5bff7fb00, Module: "vmleak_test", Evidence: []owners.Evidence{
 			{Kind: owners.EvidenceDataPointer, Addr: 0xffffffffc0260400, What: "module vmleak_test's core at 0xffffffffc0260400 holds the pointer to kmem_cache vmleak_test_obj"},
 			{Kind: owners.EvidenceConstructor, Addr: 0xffffffffc025e1a0, What: "constructor 0xffffffffc025e1a0 is in module vmleak_test's core"}}}},
 		References: []owners.Reference{{Module: "vmleak_test", Cache: "kmalloc-4k", Objects: 50, Bytes: 204800}},
 		Sites: []owners.Site{
-			{Cache: "vmleak_test_obj", Caller: symbolize.Frame{Addr: 0xffffffffc025e235, Kind: symbolize.FrameModule, Symbol: "grow_by+0x35", Module: "vmleak_test", Text: true}, Module: "vmleak_test", Objects: 1000, Bytes: 232000},
-			{Cache: "kmalloc-1k", Caller: symbolize.Frame{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit}, Objects: 300, Bytes: 307200},
+			{Cache: "kmalloc-1k", Caller: leak[1], Module: "vmleak_test", Owner: "vmleak_test", Objects: 300, Bytes: 307200, Stack: leak,
+				Stacks: []owners.SiteStack{{Handle: 0x04cb0031, Objects: 300, Bytes: 307200, Frames: leak}}},
+			{Cache: "vmleak_test_obj", Caller: grow[0], Module: "vmleak_test", Owner: "vmleak_test", Objects: 1000, Bytes: 232000, Stack: grow,
+				Stacks: []owners.SiteStack{{Handle: 0x04c90031, Objects: 988, Bytes: 229216, Frames: grow}, {Handle: 0x04ca0031, Objects: 12, Bytes: 2784, Frames: growParam}}},
+			{Cache: "kmalloc-1k", Caller: peer[0], Module: "vmleak_peer", Owner: "vmleak_peer", Objects: 120, Bytes: 122880, Stack: peer,
+				Stacks: []owners.SiteStack{{Handle: 0x04cc0031, Objects: 120, Bytes: 122880, Frames: peer}}},
+			{Cache: "vmleak_peer_obj", Caller: freedInit, Owner: "vmleak_peer", Objects: 200, Bytes: 18800, Stack: initcall,
+				Stacks: []owners.SiteStack{{Handle: 0x04cd0031, Objects: 200, Bytes: 18800, Frames: initcall}}},
 		},
 	}
 }
@@ -320,13 +343,26 @@ func TestGoldenOwners(t *testing.T) {
 	}
 	golden(t, "slabs-owners.csv", b.Bytes())
 	b.Reset()
-	writeOwners(&b, sampleOwners(), true, "")
+	writeOwners(&b, sampleOwners(), true, false)
 	golden(t, "owners.txt", b.Bytes())
+	b.Reset()
+	writeOwners(&b, sampleOwners(), true, true)
+	golden(t, "owners-stacks.txt", b.Bytes())
 	b.Reset()
 	untracked := sampleOwners()
 	untracked.Tracked, untracked.Sites = false, nil
-	writeOwners(&b, untracked, true, "")
+	writeOwners(&b, untracked, true, false)
 	golden(t, "owners-untracked.txt", b.Bytes())
+	for _, tc := range []struct {
+		name  string
+		sites bool
+	}{{"owners.csv", false}, {"owners-sites.csv", true}} {
+		b.Reset()
+		if err := writeOwnersCSV(&b, sampleOwners(), tc.sites); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, tc.name, b.Bytes())
+	}
 	j, err := json.MarshalIndent(sampleOwners(), "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -15,8 +17,8 @@ import (
 )
 
 func newOwnersCmd(g *globalOptions) *cobra.Command {
-	var module string
-	var sites, freed bool
+	var module, cache string
+	var sites, stacks, freed, csvOut bool
 	cmd := &cobra.Command{
 		Use:   "owners DUMP",
 		Short: "Say whose the slab memory is: which module, call site or nobody known",
@@ -25,13 +27,17 @@ first: the object's SLUB allocation track where its cache keeps them
 (slub_debug=U or SLAB_STORE_USER: the call site and its module), else the
 module that owns the cache (its data holds the kmem_cache pointer, its text
 the constructor). Objects with no evidence are "unattributed", counted and
-never guessed. --sites lists the call sites of tracked allocations; --freed
-lists instead where the free objects were last freed (their free tracks),
-for use-after-free forensics.
+never guessed. --sites lists the call sites of tracked allocations, and
+--stacks each site's full stacks; --freed lists instead where the free
+objects were last freed (their free tracks), for use-after-free forensics.
+--module and --cache keep one owner or one cache; --csv prints the owners'
+shares (or with --sites, the call sites) as CSV.
 
 ` + exitCodesHelp,
 		Example: `  vmleak owners vmcore
   vmleak owners vmcore --module vmleak_test --sites
+  vmleak owners vmcore --cache kmalloc-1k --stacks
+  vmleak owners vmcore --csv
   vmleak owners vmcore --json`,
 		Args: exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -41,7 +47,7 @@ for use-after-free forensics.
 			}
 			defer k.Close()
 			if freed {
-				return writeFreed(c, g, k, w, cen, module)
+				return writeFreed(c, g, k, w, cen, module, cache, stacks)
 			}
 			rep, err := buildOwners(k, w, cen)
 			if err != nil {
@@ -50,13 +56,35 @@ for use-after-free forensics.
 			if module != "" {
 				rep.Owners = owners.Filter(rep.Owners, module)
 			}
+			if cache != "" {
+				rep.Owners = owners.FilterCache(rep.Owners, cache)
+			}
+			keepSites := rep.Sites[:0]
+			for _, s := range rep.Sites {
+				if (module == "" || s.Owner == module) && (cache == "" || s.Cache == cache) {
+					keepSites = append(keepSites, s)
+				}
+			}
+			rep.Sites = keepSites
+			keepRefs := rep.References[:0]
+			for _, r := range rep.References {
+				if (module == "" || r.Module == module) && (cache == "" || r.Cache == cache) {
+					keepRefs = append(keepRefs, r)
+				}
+			}
+			rep.References = keepRefs
 			out := c.OutOrStdout()
-			if g.json {
+			switch {
+			case g.json:
 				if err := writeJSON(out, rep); err != nil {
 					return err
 				}
-			} else {
-				writeOwners(out, rep, sites, module)
+			case csvOut:
+				if err := writeOwnersCSV(out, rep, sites || stacks); err != nil {
+					return err
+				}
+			default:
+				writeOwners(out, rep, sites || stacks, stacks)
 			}
 			printWarnings(c.ErrOrStderr(), append(cen.Warnings, rep.Warnings...))
 			if rep.Partial {
@@ -66,13 +94,16 @@ for use-after-free forensics.
 		},
 	}
 	cmd.Flags().StringVar(&module, "module", "", "show only this owner (a module name, kernel or unattributed)")
+	cmd.Flags().StringVar(&cache, "cache", "", "show only this cache")
 	cmd.Flags().BoolVar(&sites, "sites", false, "list the call sites of tracked allocations")
+	cmd.Flags().BoolVar(&stacks, "stacks", false, "list the call sites with their full stacks (implies --sites)")
+	cmd.Flags().BoolVar(&csvOut, "csv", false, "print CSV: the owners' shares, or with --sites the call sites")
 	cmd.Flags().BoolVar(&freed, "freed", false, "list where the free objects were freed (free tracks)")
 	return cmd
 }
 
 // writeFreed is owners --freed: the free objects by the site that freed them.
-func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Walker, cen *walk.Census, module string) error {
+func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Walker, cen *walk.Census, module, cache string, stacks bool) error {
 	tracked := false
 	for _, cs := range cen.Caches {
 		ok, _ := w.StoresUser(cs.Name)
@@ -91,7 +122,7 @@ func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Wa
 	}
 	var keep []owners.Site
 	for _, s := range sites {
-		if module == "" || s.Module == module {
+		if (module == "" || s.Module == module) && (cache == "" || s.Cache == cache) {
 			keep = append(keep, s)
 		}
 	}
@@ -104,6 +135,9 @@ func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Wa
 		fmt.Fprintf(out, "%10s %9s  %-24s %s\n", "FREED", "BYTES", "CACHE", "FREED BY")
 		for _, s := range keep {
 			fmt.Fprintf(out, "%10d %9s  %-24s %s\n", s.Objects, humanBytes(uint64(s.Bytes)), kernel.Printable(s.Cache), siteName(s))
+			if stacks {
+				writeStacks(out, s)
+			}
 		}
 	}
 	printWarnings(c.ErrOrStderr(), append(cen.Warnings, warnings...))
@@ -154,9 +188,9 @@ func (g *globalOptions) cacheOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.
 	return rep.ModulesByCache(), nil
 }
 
-// writeOwners prints each owner's total, then its caches, then (--sites)
-// the call sites of tracked allocations.
-func writeOwners(w io.Writer, r *owners.Report, sites bool, module string) {
+// writeOwners prints each owner's total, then its caches, then (sites) the
+// call sites of tracked allocations, with (stacks) their full stacks.
+func writeOwners(w io.Writer, r *owners.Report, sites, stacks bool) {
 	fmt.Fprintf(w, "%-20s %10s %9s  %-24s %s\n", "OWNER", "OBJECTS", "BYTES", "CACHE", "EVIDENCE")
 	for _, o := range r.Owners {
 		fmt.Fprintf(w, "%-20s %10d %9s\n", kernel.Printable(o.Owner), o.Objects, humanBytes(uint64(o.Bytes)))
@@ -171,16 +205,10 @@ func writeOwners(w io.Writer, r *owners.Report, sites bool, module string) {
 	if !r.Tracked {
 		fmt.Fprintln(w, "no cache keeps allocation tracks: generic caches stay unattributed (slub_debug=U records them)")
 	}
-	var refs []owners.Reference
-	for _, ref := range r.References {
-		if module == "" || ref.Module == module {
-			refs = append(refs, ref)
-		}
-	}
-	if len(refs) > 0 {
+	if len(r.References) > 0 {
 		fmt.Fprintln(w, "\nreferenced from module data (heuristic: the module uses these objects; it may not have allocated them)")
 		fmt.Fprintf(w, "%-20s %10s %9s  %s\n", "MODULE", "OBJECTS", "BYTES", "CACHE")
-		for _, ref := range refs {
+		for _, ref := range r.References {
 			fmt.Fprintf(w, "%-20s %10d %9s  %s\n", kernel.Printable(ref.Module), ref.Objects, humanBytes(uint64(ref.Bytes)), kernel.Printable(ref.Cache))
 		}
 	}
@@ -189,9 +217,44 @@ func writeOwners(w io.Writer, r *owners.Report, sites bool, module string) {
 	}
 	fmt.Fprintf(w, "\n%10s %9s  %-24s %s\n", "OBJECTS", "BYTES", "CACHE", "CALL SITE")
 	for _, s := range r.Sites {
-		if module != "" && s.Module != module {
-			continue
-		}
 		fmt.Fprintf(w, "%10d %9s  %-24s %s\n", s.Objects, humanBytes(uint64(s.Bytes)), kernel.Printable(s.Cache), siteName(s))
+		if stacks {
+			writeStacks(w, s)
+		}
 	}
+}
+
+// writeStacks prints a site's distinct stacks, most objects first.
+func writeStacks(w io.Writer, s owners.Site) {
+	for _, st := range s.Stacks {
+		fmt.Fprintf(w, "%10d %9s    stack %#08x:\n", st.Objects, humanBytes(uint64(st.Bytes)), st.Handle)
+		for _, f := range st.Frames {
+			fmt.Fprintf(w, "%22s      %s\n", "", kernel.Printable(f.String()))
+		}
+	}
+}
+
+// writeOwnersCSV prints the owners' shares, one row per owner, cache and
+// evidence, or with sites one row per call site.
+func writeOwnersCSV(w io.Writer, r *owners.Report, sites bool) error {
+	cw := csv.NewWriter(w)
+	if sites {
+		cw.Write([]string{"cache", "owner", "caller", "kind", "objects", "bytes", "stacks"})
+		for _, s := range r.Sites {
+			caller := ""
+			if s.Caller.Addr != 0 {
+				caller = s.Caller.String()
+			}
+			cw.Write([]string{s.Cache, s.Owner, caller, s.Caller.Kind, strconv.FormatInt(s.Objects, 10), strconv.FormatInt(s.Bytes, 10), strconv.Itoa(len(s.Stacks))})
+		}
+	} else {
+		cw.Write([]string{"owner", "cache", "evidence", "objects", "bytes"})
+		for _, o := range r.Owners {
+			for _, cs := range o.Caches {
+				cw.Write([]string{o.Owner, cs.Cache, cs.Evidence, strconv.FormatInt(cs.Objects, 10), strconv.FormatInt(cs.Bytes, 10)})
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }

@@ -6,8 +6,11 @@
 # producer: qemu (dump-guest-memory over QMP at each "dump" step) or kdump
 #           (kexec capture kernel saves /proc/vmcore, makedumpfile -d 31 writes
 #           flattened lzo and zlib streams; the host rearranges them with -R).
-# test:     nobj:leak:leak_size:bss:bss_size for the test module, "-" for none
-#           (the module is built with gcc 12 against the 6.1 headers only).
+# test:     nobj:leak:leak_size:bss:bss_size for the test module vmleak_test,
+#           then optionally +nobj:leak:leak_size for the second module
+#           vmleak_peer; "-" for none. The modules are built against each
+#           kernel's headers with its suite's gcc (in a chroot for suites other
+#           than the machine's: see build_chroot).
 # steps:    see guest/init; growslabs:N allocates N whole slabs of test objects.
 # fwcfg:    1 loads qemu_fw_cfg and adds -device vmcoreinfo (VMCOREINFO in QEMU dumps).
 # "-" means empty.
@@ -16,11 +19,13 @@ bookworm-kdump   bookworm kdump 1024 2 1000:300:1000:50:3000 2000 kdump         
 bookworm-qemu    bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        elf,kdump-zlib 1 - -
 bookworm-novmci  bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        elf            0 - -
 bookworm-pair    bookworm qemu  512  1 0:300:1000:50:3000    2000 growslabs:40,dump,growslabs:12,dump kdump-zlib 1 - -
-bookworm-slubdbg bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        kdump-zlib     1 - slub_debug=U
+bookworm-slubdbg bookworm qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - slub_debug=U
 bookworm-numa    bookworm qemu  1024 4 1000:300:1000:50:3000 2000 dump                        kdump-zlib     1 numa -
 bookworm-la57    bookworm qemu  512  2 1000:300:1000:50:3000 2000 dump                        kdump-zlib     1 la57 -
 trixie-qemu      trixie   qemu  512  2 -                     3000 dump,files:1000,dump        kdump-zlib     1 - -
 sid-qemu         sid      qemu  512  2 -                     3000 dump,files:1000,dump        kdump-zlib     1 - -
+trixie-slubdbg   trixie   qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - slub_debug=U
+sid-slubdbg      sid      qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - slub_debug=U
 '
 
 all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
@@ -30,36 +35,110 @@ scenario() { # name -> prints the line
 }
 
 # Bump when a change to this file changes what the dumps contain.
-RECIPE_VERSION=3
+RECIPE_VERSION=4
 
 # recipe_hash name release: a dump is rebuilt when anything that shapes it changes.
 recipe_hash() {
 	{
 		scenario "$1"
 		echo "$2 $RECIPE_VERSION"
-		cat "$HERE/guest/init" "$HERE/module/vmleak_test.c"
+		cat "$HERE/guest/init"
+		# Only dumps that load the test modules change with their source.
+		[[ $(scenario "$1" | awk '{print $6}') == - ]] || module_key
 	} | sha256sum | cut -c1-16
 }
 
-# build_test_module release -> path of vmleak_test.ko (cached per release and source)
-build_test_module() {
-	local rel=$1 key out
-	key=$(sha256sum "$HERE/module/vmleak_test.c" | cut -c1-12)
-	out=$FIX/kernels/$rel/vmleak_test-$key.ko
-	if [[ ! -f $out ]]; then
-		if [[ ! -d /usr/src/linux-headers-$rel ]]; then
-			log "apt-get install linux-headers-$rel"
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$rel" >/dev/null ||
-				die "cannot install linux-headers-$rel"
-		fi
-		local b
-		b=$(mktemp -d)
-		cp "$HERE/module/vmleak_test.c" "$HERE/module/Kbuild" "$b/"
-		make -s -C "/usr/src/linux-headers-$rel" M="$b" modules >"$b/build.log" 2>&1 || {
-			cat "$b/build.log" >&2
-			die "test module build failed for $rel"
+# module_key: the test modules' source, which keys their builds and the dumps that load them.
+module_key() { cat "$HERE"/module/* | sha256sum | cut -c1-12; }
+
+# mirror_uri: the Debian mirror the machine's apt uses.
+mirror_uri() {
+	local uri
+	uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
+	[[ -n $uri ]] || uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+	[[ -n $uri ]] || die "cannot find the Debian mirror URI in /etc/apt"
+	echo "$uri"
+}
+
+# build_chroot suite release -> a minimal chroot of the suite with its own gcc
+# and linux-headers-<release>: a module for a kernel built with gcc 14 or 16
+# must be built by that gcc, which the machine's suite does not have.
+# Cached under $FIX/chroots; the headers of a new release are added in place.
+build_chroot() {
+	local suite=$1 rel=$2 d=$FIX/chroots/$1
+	if [[ ! -f $d/.vmleak-base ]]; then
+		command -v debootstrap >/dev/null || {
+			log "apt-get install debootstrap"
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null ||
+				die "cannot install debootstrap"
 		}
-		cp "$b/vmleak_test.ko" "$out.tmp" && mv "$out.tmp" "$out"
+		log "debootstrap $suite"
+		rm -rf "$d" && mkdir -p "$FIX/chroots"
+		debootstrap --variant=minbase "$suite" "$d" "$(mirror_uri)" >"$FIX/chroots/$suite.log" 2>&1 ||
+			die "debootstrap $suite failed (see $FIX/chroots/$suite.log)"
+		touch "$d/.vmleak-base"
+	fi
+	if [[ ! -f $d/.vmleak-headers-$rel ]]; then
+		log "$suite chroot: linux-headers-$rel"
+		local deb deps
+		(cd "$d" && chroot "$d" apt-get download -q "linux-headers-$rel") >>"$FIX/chroots/$suite.log" 2>&1 ||
+			die "cannot download linux-headers-$rel in the $suite chroot"
+		deb=$(ls "$d"/linux-headers-"${rel}"_*.deb)
+		# The headers depend on the kernel image, which a module build does not
+		# need: install everything else, then the headers without that one.
+		deps=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | grep -v linux-image | sed 's/(.*)//; s/|.*//; s/ //g' | grep .)
+		# shellcheck disable=SC2086 # one word per package
+		chroot "$d" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends make $deps \
+			>>"$FIX/chroots/$suite.log" 2>&1 || die "cannot install the build tools for $rel in the $suite chroot"
+		chroot "$d" dpkg --force-depends -i "/$(basename "$deb")" >>"$FIX/chroots/$suite.log" 2>&1 ||
+			die "cannot install linux-headers-$rel in the $suite chroot"
+		rm -f "$deb"
+		touch "$d/.vmleak-headers-$rel"
+	fi
+	echo "$d"
+}
+
+# build_test_modules suite release -> directory holding vmleak_test.ko and
+# vmleak_peer.ko (cached per release and source). The machine's own suite
+# builds with its gcc and headers; other suites in their chroot.
+build_test_modules() {
+	local suite=$1 rel=$2 out
+	out=$FIX/kernels/$rel/test-modules-$(module_key)
+	if [[ ! -f $out/vmleak_test.ko || ! -f $out/vmleak_peer.ko ]]; then
+		local b log
+		b=$(mktemp -d)
+		log=$b/build.log
+		if [[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]]; then
+			if [[ ! -d /usr/src/linux-headers-$rel ]]; then
+				log "apt-get install linux-headers-$rel"
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$rel" >/dev/null ||
+					die "cannot install linux-headers-$rel"
+			fi
+			cp "$HERE"/module/* "$b/"
+			make -s -C "/usr/src/linux-headers-$rel" M="$b" modules >"$log" 2>&1 || {
+				cat "$log" >&2
+				die "test module build failed for $rel"
+			}
+		else
+			local d
+			d=$(build_chroot "$suite" "$rel") || exit 1
+			rm -rf "$d/build" && mkdir -p "$d/build"
+			cp "$HERE"/module/* "$d/build/"
+			# objtool reads its limits from /proc.
+			mount -t proc proc "$d/proc" || die "cannot mount /proc in the $suite chroot"
+			local rc=0
+			chroot "$d" make -s -C "/usr/src/linux-headers-$rel" M=/build modules >"$log" 2>&1 || rc=$?
+			umount "$d/proc"
+			if ((rc)); then
+				cat "$log" >&2
+				die "test module build failed for $rel in the $suite chroot"
+			fi
+			cp "$d"/build/*.ko "$b/"
+			rm -rf "$d/build"
+		fi
+		mkdir -p "$out.tmp"
+		cp "$b"/vmleak_test.ko "$b"/vmleak_peer.ko "$out.tmp/"
+		rm -rf "$out" && mv "$out.tmp" "$out"
 		rm -rf "$b"
 	fi
 	echo "$out"
@@ -76,10 +155,11 @@ copy_bin() {
 	done
 }
 
-# build_initrd release with_test -> path of the gzip'd initramfs
+# build_initrd suite release with_test -> path of the gzip'd initramfs
 build_initrd() {
-	local rel=$1 with_test=$2 kdir=$FIX/kernels/$1 key out
-	key=$( (cat "$HERE/guest/init" "$HERE/lab.py" && echo "$with_test $RECIPE_VERSION") | sha256sum | cut -c1-12)
+	local suite=$1 rel=$2 with_test=$3 kdir=$FIX/kernels/$2 key out
+	key=$( (cat "$HERE/guest/init" "$HERE/lab.py" && echo "$with_test $RECIPE_VERSION" && { [[ $with_test != 1 ]] || module_key; }) |
+		sha256sum | cut -c1-12)
 	out=$kdir/initrd-$key.gz
 	[[ -f $out ]] && {
 		echo "$out"
@@ -98,7 +178,11 @@ build_initrd() {
 		*) cp "$p" "$root/modules/$m.ko" ;;
 		esac
 	done < <(python3 "$HERE/lab.py" modorder "$kdir/modules" virtio_pci virtio_blk qemu_fw_cfg isofs 2>/dev/null)
-	[[ $with_test == 1 ]] && cp "$(build_test_module "$rel")" "$root/modules/vmleak_test.ko"
+	if [[ $with_test == 1 ]]; then
+		local tm
+		tm=$(build_test_modules "$suite" "$rel") || exit 1
+		cp "$tm/vmleak_test.ko" "$tm/vmleak_peer.ko" "$root/modules/" || exit 1
+	fi
 	copy_bin "$root" "$(command -v makedumpfile)"
 	copy_bin "$root" "$(command -v kexec)"
 	# The capture kernel boots this same tree; the first kernel gets it again under /boot.
@@ -169,14 +253,15 @@ build_dump() { # name
 	[[ $test != - ]] && with_test=1
 	rm -rf "$out" && mkdir -p "$out/oracle" "$out/work"
 	local initrd
-	initrd=$(build_initrd "$rel" "$with_test")
+	initrd=$(build_initrd "$suite" "$rel" "$with_test") || exit 1
 	local mods
 	# isofs is an in-tree module that creates its own cache (isofs_inode_cache,
 	# with a constructor, so never merged): module-owned slab state on every kernel.
 	mods=$(python3 "$HERE/lab.py" modorder "$kdir/modules" virtio_pci virtio_blk isofs 2>/dev/null | awk '{print $1}' | paste -sd,)
 	[[ $fwcfg == 1 ]] && mods="$mods,qemu_fw_cfg"
 	local cmdline="console=ttyS0 panic=-1 loglevel=1 vmleak.mods=$mods vmleak.steps=$steps"
-	[[ $test != - ]] && cmdline+=" vmleak.test=$test"
+	[[ $test != - ]] && cmdline+=" vmleak.test=${test%%+*}"
+	[[ $test == *+* ]] && cmdline+=" vmleak.peer=${test#*+}"
 	[[ $files != - ]] && cmdline+=" vmleak.files=$files"
 	[[ $cmdx != - ]] && cmdline+=" $cmdx"
 	local w=$out/work
@@ -270,11 +355,17 @@ build_dump() { # name
 		log "$name: crash on $(basename "$f")"
 		run_crash "$f" "$kdir/vmlinux" "$out/oracle/crash"
 	done
-	local testjson=null
+	local testjson=null peerjson=null
 	if [[ $test != - ]]; then
 		local nobj leak leak_size bss bss_size
-		IFS=: read -r nobj leak leak_size bss bss_size <<<"$test"
-		testjson="{\"module\":\"vmleak_test\",\"cache\":\"vmleak_test_obj\",\"nobj\":$nobj,\"leak\":$leak,\"leak_size\":$leak_size,\"bss\":$bss,\"bss_size\":$bss_size,\"allocated_oracle\":\"test-module\"}"
+		IFS=: read -r nobj leak leak_size bss bss_size <<<"${test%%+*}"
+		# leak_site and bss_site: the module's functions that allocate them.
+		testjson="{\"module\":\"vmleak_test\",\"cache\":\"vmleak_test_obj\",\"nobj\":$nobj,\"leak\":$leak,\"leak_size\":$leak_size,\"bss\":$bss,\"bss_size\":$bss_size,\"allocated_oracle\":\"test-module\",\"leak_site\":\"vmleak_test_leak\",\"bss_site\":\"vmleak_test_fill_bss\"}"
+	fi
+	if [[ $test == *+* ]]; then
+		local nobj leak leak_size
+		IFS=: read -r nobj leak leak_size <<<"${test#*+}"
+		peerjson="{\"module\":\"vmleak_peer\",\"cache\":\"vmleak_peer_obj\",\"nobj\":$nobj,\"leak\":$leak,\"leak_size\":$leak_size,\"bss\":0,\"bss_size\":0,\"allocated_oracle\":\"peer-module\",\"leak_site\":\"vmleak_peer_leak\"}"
 	fi
 	local IFS=,
 	local json
@@ -283,7 +374,7 @@ build_dump() { # name
 {"name":"$name","recipe":"$hash","suite":"$suite","kernel_release":"$rel",
  "kernel":"kernels/$rel/kernel.json","vmlinux":"kernels/$rel/vmlinux","debuginfo_dir":"kernels/$rel/usr/lib/debug/lib/modules/$rel",
  "producer":"$producer","guest":{"mem_mib":$mem,"smp":$smp,"machine":"$extra","fw_cfg":$([[ $fwcfg == 1 ]] && echo true || echo false),"cmdline":"$cmdline"},
- "steps":"$steps","tmpfs_files":$([[ $files == - ]] && echo 0 || echo "$files"),"test_module":$testjson,
+ "steps":"$steps","tmpfs_files":$([[ $files == - ]] && echo 0 || echo "$files"),"test_module":$testjson,"peer_module":$peerjson,
  "dumps":[${dumps_json[*]}],"build_seconds":$((SECONDS - t0))}
 EOF
 	)

@@ -8,8 +8,10 @@
  * - nobj objects of its own cache "vmleak_test_obj" (a constructor keeps
  *   SLUB from merging it into a generic cache), kept on a list;
  * - leak kmalloc(leak_size) objects whose pointers are dropped at once
- *   (truly unreferenced: a leak), each starting with LEAK_MAGIC;
- * - bss kmalloc(bss_size) objects referenced only from bss_objs[] in .bss;
+ *   (truly unreferenced: a leak), each starting with LEAK_MAGIC, allocated
+ *   in vmleak_test_leak();
+ * - bss kmalloc(bss_size) objects referenced only from bss_objs[] in .bss,
+ *   allocated in vmleak_test_fill_bss();
  * - writing N to the "grow" parameter allocates N more cache objects, so one
  *   boot can be dumped before and after growth.
  * The "allocated" parameter reads back how many cache objects are held.
@@ -26,6 +28,14 @@
 #define BSS_MAGIC "VMLEAK-BSS"
 #define OBJ_MAGIC 0x564d4c45414b4f42ULL /* "VMLEAKOB" */
 #define MAX_BSS 4096
+
+/*
+ * The allocating functions are named call sites a test can assert: not
+ * __init (init text is freed after load, so a track pointing there names
+ * nothing), not inlined, and not cloned (a .constprop/.isra copy would
+ * carry another symbol name).
+ */
+#define VMLEAK_SITE noinline __attribute__((__noclone__))
 
 struct vmleak_obj {
 	u64 magic;
@@ -107,6 +117,34 @@ MODULE_PARM_DESC(grow, "write N: allocate N more vmleak_test_obj objects");
 module_param_cb(allocated, &allocated_ops, NULL, 0444);
 MODULE_PARM_DESC(allocated, "vmleak_test_obj objects currently held");
 
+static VMLEAK_SITE int vmleak_test_leak(unsigned int n, unsigned int size)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		char *p = kmalloc(size, GFP_KERNEL);
+
+		if (!p)
+			return -ENOMEM;
+		snprintf(p, size, "%s %u", LEAK_MAGIC, i);
+		/* The pointer is dropped here: nothing references the object. */
+	}
+	return 0;
+}
+
+static VMLEAK_SITE int vmleak_test_fill_bss(unsigned int n, unsigned int size)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		bss_objs[i] = kmalloc(size, GFP_KERNEL);
+		if (!bss_objs[i])
+			return -ENOMEM;
+		snprintf(bss_objs[i], size, "%s %u", BSS_MAGIC, i);
+	}
+	return 0;
+}
+
 static int __init vmleak_test_init(void)
 {
 	unsigned int i;
@@ -120,24 +158,12 @@ static int __init vmleak_test_init(void)
 	err = grow_by(nobj);
 	if (err)
 		goto fail;
-	for (i = 0; i < leak; i++) {
-		char *p = kmalloc(leak_size, GFP_KERNEL);
-
-		if (!p) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		snprintf(p, leak_size, "%s %u", LEAK_MAGIC, i);
-		/* The pointer is dropped here: nothing references the object. */
-	}
-	for (i = 0; i < bss; i++) {
-		bss_objs[i] = kmalloc(bss_size, GFP_KERNEL);
-		if (!bss_objs[i]) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		snprintf(bss_objs[i], bss_size, "%s %u", BSS_MAGIC, i);
-	}
+	err = vmleak_test_leak(leak, leak_size);
+	if (err)
+		goto fail;
+	err = vmleak_test_fill_bss(bss, bss_size);
+	if (err)
+		goto fail;
 	pr_info("vmleak_test: %u objects, %u leaked x %u, %u in .bss x %u\n",
 		allocated, leak, leak_size, bss, bss_size);
 	return 0;
