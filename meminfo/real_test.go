@@ -210,8 +210,19 @@ func TestRealMeminfo(t *testing.T) {
 					t.Errorf("%s = %d, above the guest's %d (before) / %d (after), which include the reader", l.Name, l.Value, p, q)
 				}
 			case slices.Contains(belowMax, l.Name):
-				if l.Value > hi {
-					t.Errorf("%s = %d, above both the guest's %d (before) and %d (after)", l.Name, l.Value, p, q)
+				// Without a capture after the dump (kdump), the one before
+				// can lag: /proc/meminfo reads the global counter, which
+				// lacks each CPU's pending delta (at most stat_threshold,
+				// capped at 125 by calculate_normal_threshold, in the
+				// item's unit: kB for NR_KERNEL_STACK_KB) until vmstat_update
+				// folds it, once a second — as during the capture kernel
+				// load and the 2 s before the panic.
+				slack := int64(0)
+				if !hasPost {
+					slack = 125 * int64(m.Guest.SMP)
+				}
+				if l.Value > hi+slack {
+					t.Errorf("%s = %d, above both the guest's %d (before) and %d (after) by more than the %d kB per-CPU deltas can hold", l.Name, l.Value, p, q, slack)
 				}
 			}
 			// Where the value is the guest's, the text must be the kernel's, byte for byte.

@@ -97,6 +97,7 @@ func Build(w *walk.Walker, c *walk.Census, mods []kernel.Module, s *symbolize.Sy
 			return nil, err
 		}
 		r.Warnings = append(r.Warnings, warn...)
+		r.Partial = r.Partial || len(warn) > 0
 		r.Sites = sites
 		for i := range sites {
 			st := &sites[i]

@@ -44,7 +44,9 @@ type SiteStack struct {
 // full stack, every allocated object of every cache that stores tracks. An
 // object whose track is unreadable counts as unattributed in its cache
 // (Caller kind "unknown") — never dropped. Each stack depot record is
-// decoded and symbolized once.
+// decoded and symbolized once. Each warning is one track, stack or slab
+// that could not be read or made sense of (a wild caller, a handle outside
+// the depot, an absurd record): the results are partial when there are any.
 func Tracked(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot) ([]Site, []string, error) {
 	return sites(w, s, d, false)
 }
@@ -118,6 +120,10 @@ func sites(w *walk.Walker, s *symbolize.Symbolizer, d *stackdepot.Depot, freed b
 				st.Caller = symbolize.Frame{Kind: symbolize.FrameUnknown, What: "no track recorded"}
 			} else {
 				st.Caller = s.Caller(t.Addr, raw)
+				if st.Caller.Kind == symbolize.FrameUnknown {
+					// A wild caller: a corrupt track, or a crafted one.
+					warnings = append(warnings, fmt.Sprintf("owners: %s object %#x: track caller %#x is %s", o.Cache, o.Addr, t.Addr, st.Caller.What))
+				}
 			}
 			st.Module = st.Caller.Module
 			switch {

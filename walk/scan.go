@@ -226,7 +226,7 @@ func (w *Walker) Census() (*Census, error) {
 	for _, e := range unreadable {
 		c.Warnings = append(c.Warnings, e.String())
 	}
-	if len(unreadable) > 0 || w.lost > 0 {
+	if len(unreadable) > 0 || w.lost > 0 || w.namesLost > 0 {
 		c.Partial = true
 	}
 	unknown.Range(func(slab, cache any) bool {

@@ -52,8 +52,9 @@ type Walker struct {
 	enc         atomic.Int32
 	rcuFreeSlab uint64
 
-	// lost counts caches that could not be read: the census is partial.
-	lost int
+	// lost counts caches that could not be read, namesLost caches whose
+	// name could not be: the census is partial.
+	lost, namesLost int
 
 	trackL trackLayout // struct track and SLAB_STORE_USER, probed on first use
 
@@ -204,8 +205,11 @@ func (w *Walker) readCache(va uint64) (*cacheInfo, error) {
 	}
 	name, err := w.k.ReadCString(namePtr, 256)
 	if err != nil {
+		// The counts stand; the name is lost with its page: the census is
+		// partial (a missing page is never silent).
 		name = fmt.Sprintf("<unreadable name at %#x>", namePtr)
-		w.warnf("cache %#x: %v", va, err)
+		w.warnf("cache %#x: name: %v", va, err)
+		w.namesLost++
 	}
 	name = kernel.Printable(name)
 	order := oo >> 16

@@ -141,7 +141,7 @@ func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Wa
 		}
 	}
 	printWarnings(c.ErrOrStderr(), append(cen.Warnings, warnings...))
-	if cen.Partial {
+	if cen.Partial || len(warnings) > 0 {
 		return errPartial
 	}
 	return nil
