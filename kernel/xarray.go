@@ -168,6 +168,8 @@ func walkXArray(read func(node uint64) ([]byte, error), l xaLayout, array, head 
 				idx := base + uint64(i)<<nshift
 				switch {
 				case e == 0:
+				case nshift+uint64(l.chunkBits) > 64 && uint64(i) >= 1<<(64-nshift):
+					return fail(fmt.Sprintf("slot %d of a node of shift %d is past the 64-bit index space", i, nshift), nil)
 				case xaNode(e):
 					if nshift == 0 {
 						return fail(fmt.Sprintf("slot %d of a leaf node points at node %#x", i, e-2), nil)

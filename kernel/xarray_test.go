@@ -78,6 +78,10 @@ func TestXArrayWalk(t *testing.T) {
 		{name: "node under a leaf", build: func(m xaNodes) uint64 {
 			return m.node(n1, 0, 0, 0, map[int]uint64{4: n2 | 2})
 		}, err: "slot 4 of a leaf node"},
+		{name: "past the index space", build: func(m xaNodes) uint64 {
+			c := m.node(n2, 54, 16, n1, nil)
+			return m.node(n1, 60, 0, 0, map[int]uint64{15: p, 16: c})
+		}, want: []XArrayEntry{{15 << 60, p}}, err: "slot 16 of a node of shift 60 is past the 64-bit index space"},
 		{name: "odd shift", build: func(m xaNodes) uint64 { return m.node(n1, 5, 0, 0, nil) }, err: "shift 5 is not a multiple of 6"},
 		{name: "unreadable child", build: func(m xaNodes) uint64 {
 			return m.node(n1, 6, 0, 0, map[int]uint64{0: n2 | 2})
@@ -111,3 +115,48 @@ func TestXArrayWalk(t *testing.T) {
 		})
 	}
 }
+
+// FuzzXArrayWalk walks nodes of arbitrary bytes: the walk ends (within
+// its limit), never panics, and yields strictly increasing indices.
+func FuzzXArrayWalk(f *testing.F) {
+	leaf := make([]byte, testXA.size)
+	binary.LittleEndian.PutUint64(leaf[40:], 0xffff888003000000)
+	binary.LittleEndian.PutUint64(leaf[40+8*9:], 0x2b)
+	f.Add(uint8(0), leaf)
+	two := make([]byte, 2*testXA.size)
+	two[0] = 6
+	binary.LittleEndian.PutUint64(two[40+8:], xaFuzzBase+uint64(testXA.size)|2)
+	two[testXA.size+1] = 1
+	binary.LittleEndian.PutUint64(two[testXA.size+8:], xaFuzzBase)
+	binary.LittleEndian.PutUint64(two[testXA.size+40+8*5:], 0xffff888003000008)
+	f.Add(uint8(0), two)
+	f.Add(uint8(3), []byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, headSel uint8, mem []byte) {
+		m := xaNodes{}
+		for i := 0; i*int(testXA.size) < len(mem) && i < 8; i++ {
+			b := make([]byte, testXA.size)
+			copy(b, mem[i*int(testXA.size):])
+			m[xaFuzzBase+uint64(i)*uint64(testXA.size)] = b
+		}
+		head := xaFuzzBase + uint64(headSel%8)*uint64(testXA.size) | 2
+		if headSel >= 128 {
+			head = uint64(headSel) // a lone or internal entry
+		}
+		const limit = 1000
+		n, last := 0, uint64(0)
+		for e, err := range walkXArray(m.read, testXA, 0xffffffff82100000, head, limit) {
+			if err != nil {
+				break
+			}
+			if n > 0 && e.Index <= last {
+				t.Fatalf("index %d after %d", e.Index, last)
+			}
+			last = e.Index
+			if n++; n > limit {
+				t.Fatalf("%d entries past the limit", n)
+			}
+		}
+	})
+}
+
+const xaFuzzBase = 0xffff888001000000
