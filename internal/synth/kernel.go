@@ -62,6 +62,10 @@ type Config struct {
 	// 0db6f8d7820a ("alloc_tag: load module tags into separate contiguous
 	// memory", v6.13) does, instead of each module's own memory.
 	ModuleTagsArea bool
+	// AllocTagsSection, without AllocProfiling, defines __start_alloc_tags
+	// and __stop_alloc_tags around an empty section, as the linker script
+	// of some kernels without profiling does (Debian's 6.12).
+	AllocTagsSection bool
 }
 
 // Place is where a slab sits in SLUB's bookkeeping.
@@ -311,6 +315,11 @@ func New(cfg Config) *Kernel {
 	possible := k.symbol(secData, "__cpu_possible_mask", nrCPUs/8, 32, sttObject, false)
 	for cpu := range cfg.CPUs {
 		k.put(possible+uint64(cpu/8), []byte{k.get8(possible+uint64(cpu/8)) | 1<<(cpu%8)})
+	}
+
+	if cfg.AllocTagsSection && !cfg.AllocProfiling {
+		k.symbol(secData, "__start_alloc_tags", 0, 8, sttNotype, false)
+		k.symbol(secData, "__stop_alloc_tags", 0, 8, sttNotype, false)
 	}
 
 	k.slabCaches = k.symbol(secData, "slab_caches", 16, 16, sttObject, false)
