@@ -307,7 +307,10 @@ func (r *Reader) readTag(va uint64, module string) (Tag, error) {
 		if err != nil {
 			return fail("modname", err)
 		}
-		if module != "" && s != module {
+		switch {
+		case module == "":
+			r.warnf("tag at %#x: modname %q in one of the kernel's own tags", va, kernel.Printable(s))
+		case s != module:
 			r.warnf("tag at %#x: modname %q in the tag, registered by module %s", va, kernel.Printable(s), kernel.Printable(module))
 		}
 		t.Module = s

@@ -317,6 +317,9 @@ func TestSynthBadInput(t *testing.T) {
 		{name: "modname not the module's", mutate: func(w *world) {
 			w.sk.Poke64(mod(w).Tags[0].VA+off(w, "struct alloc_tag", "ct.modname"), mod(w).VA+off(w, "struct module", "name")+1)
 		}, kind: warnOnly, msg: []string{`modname "mleak_alloc" in the tag, registered by module vmleak_alloc`}},
+		{name: "modname in a kernel tag", mutate: func(w *world) {
+			w.sk.Poke64(ktag(w, 0).VA+off(w, "struct alloc_tag", "ct.modname"), mod(w).VA+off(w, "struct module", "name"))
+		}, kind: warnOnly, msg: []string{`modname "vmleak_alloc" in one of the kernel's own tags`}},
 		{name: "kernel registered elsewhere", mutate: func(w *world) {
 			w.sk.Poke64(w.spec.KernelCodetag+off(w, "struct codetag_module", "range.stop"), ktag(w, 2).VA)
 		}, kind: warnOnly, msg: []string{"the kernel's tags are registered as ["}},
