@@ -13,9 +13,11 @@
 // The machine: KASLR off, the kernel image at 16 MiB (phys_base 0), the
 // direct map at page_offset_base, the memory map (struct pages of memory
 // section 0) in one 2 MiB page that init_top_pgt maps at vmemmap_base,
-// one NUMA node, per-CPU areas in the direct map. New lays that out; each
-// AddCache adds a struct kmem_cache with its kmem_cache_node, per-CPU
-// kmem_cache_cpu and slabs in the places a SlabSpec names; Write writes the
-// files. Misuse (an object listed twice, two CPU slabs for one CPU) is
-// reported by Write.
+// one NUMA node, per-CPU areas in the direct map, module memory and vmalloc
+// pages mapped by 4 KiB page tables as they are needed. New lays that out;
+// each AddCache adds a struct kmem_cache with its kmem_cache_node, per-CPU
+// kmem_cache_cpu and slabs in the places a SlabSpec names; AddAllocTags
+// (Config.AllocProfiling) adds allocation profiling's tags, counters and
+// code tag registrations; Write writes the files. Misuse (an object listed
+// twice, two CPU slabs for one CPU) is reported by Write.
 package synth

@@ -82,6 +82,9 @@ func (k *Kernel) NodeSpan() (start, pages uint64) {
 }
 
 func (k *Kernel) finish() {
+	if k.cfg.AllocProfiling && !k.allocDone {
+		k.AddAllocTags(&AllocTags{}) // a kernel with no tags still has the code tag type
+	}
 	var present uint64
 	rs := k.physRanges()
 	for _, r := range rs {

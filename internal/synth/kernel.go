@@ -41,6 +41,11 @@ const (
 	imageEnd = textVA + 0x700000
 
 	percpuUnit = 8 * PageSize // each CPU's per-CPU area
+
+	// ModulesVA is MODULES_VADDR: __START_KERNEL_map + KERNEL_IMAGE_SIZE
+	// (1 GiB under CONFIG_RANDOMIZE_BASE). Module memory is mapped there
+	// page by page (mapPage), as vmalloc does.
+	ModulesVA = 0xffffffffc0000000
 )
 
 // Config is one synthetic kernel's build configuration.
@@ -50,6 +55,17 @@ type Config struct {
 	Hardened  bool // CONFIG_SLAB_FREELIST_HARDENED: kmem_cache.random, encoded free pointers
 	NUMA      bool // CONFIG_NUMA: node_data[], MAX_NUMNODES 1024; else contig_page_data
 	CPUs      int  // nr_cpu_ids; 0 means 2
+	// AllocProfiling is CONFIG_MEM_ALLOC_PROFILING (v6.10+): the code tag
+	// types, and tags laid out by AddAllocTags.
+	AllocProfiling bool
+	// ModuleTagsArea puts module tags in one module_tags area, as
+	// 0db6f8d7820a ("alloc_tag: load module tags into separate contiguous
+	// memory", v6.13) does, instead of each module's own memory.
+	ModuleTagsArea bool
+	// AllocTagsSection, without AllocProfiling, defines __start_alloc_tags
+	// and __stop_alloc_tags around an empty section, as the linker script
+	// of some kernels without profiling does (Debian's 6.12).
+	AllocTagsSection bool
 }
 
 // Place is where a slab sits in SLUB's bookkeeping.
@@ -161,6 +177,7 @@ const (
 	secRodata
 	secData
 	secBss
+	secPerCPU
 )
 
 // Kernel is a synthetic kernel being built: its types, its symbols and its
@@ -173,6 +190,7 @@ type Kernel struct {
 	used map[uint64]bool            // RAM page frames handed out
 	next uint64                     // where the page allocator looks next
 	drop map[uint64]bool            // page frames left out of the dump
+	vmap map[uint64]uint64          // page-table mappings outside the linear maps: virtual page -> page frame
 	secs []*section
 	syms []symbol
 	err  error
@@ -190,6 +208,9 @@ type Kernel struct {
 	pgdat        uint64
 	buildID      []byte
 	banner       string
+	allocDone    bool   // AddAllocTags ran
+	modNext      uint64 // module memory handed out up to here
+	vmallocNext  uint64 // VmallocCounters handed out from vmallocCounters
 }
 
 // New lays out a kernel of the given configuration: symbols, page tables,
@@ -200,12 +221,16 @@ func New(cfg Config) *Kernel {
 		cfg.CPUs = 2
 	}
 	k := &Kernel{cfg: cfg, ts: kernelTypes(cfg), pt: cfg.Version.pageTypes(),
-		mem: map[uint64]*[PageSize]byte{}, used: map[uint64]bool{}, next: 16, drop: map[uint64]bool{}}
+		mem: map[uint64]*[PageSize]byte{}, used: map[uint64]bool{}, next: 16, drop: map[uint64]bool{}, vmap: map[uint64]uint64{}}
 	k.secs = []*section{
 		{name: ".text", typ: shtProgbits, flags: shfAlloc | shfExec, addr: textVA, bound: rodataVA},
 		{name: ".rodata", typ: shtProgbits, flags: shfAlloc, addr: rodataVA, bound: dataVA},
 		{name: ".data", typ: shtProgbits, flags: shfAlloc | shfWrite, addr: dataVA, bound: bssVA},
 		{name: ".bss", typ: shtNobits, flags: shfAlloc | shfWrite, addr: bssVA, bound: imageEnd, nobits: true},
+		// Linked at 0 as x86_64 SMP kernels before 7.2 link it: its
+		// symbols are offsets into each CPU's area. Memory is not
+		// written through it (the areas are in the direct map).
+		{name: ".data..percpu", typ: shtNobits, flags: shfAlloc | shfWrite, addr: 0, bound: percpuUnit, nobits: true},
 	}
 	sum := sha1.Sum(fmt.Appendf(nil, "%+v", cfg))
 	k.buildID = sum[:]
@@ -285,6 +310,17 @@ func New(cfg Config) *Kernel {
 		k.put64(offs+8*uint64(cpu), unit)
 	}
 	k.percpuNext = 0x2000 // the static area before it holds nothing read here
+	k.symbol(secPerCPU, "__per_cpu_start", 0, 1, sttNotype, false)
+	k.put32(k.symbol(secData, "pcpu_unit_size", 4, 4, sttObject, false), percpuUnit)
+	possible := k.symbol(secData, "__cpu_possible_mask", nrCPUs/8, 32, sttObject, false)
+	for cpu := range cfg.CPUs {
+		k.put(possible+uint64(cpu/8), []byte{k.get8(possible+uint64(cpu/8)) | 1<<(cpu%8)})
+	}
+
+	if cfg.AllocTagsSection && !cfg.AllocProfiling {
+		k.symbol(secData, "__start_alloc_tags", 0, 8, sttNotype, false)
+		k.symbol(secData, "__stop_alloc_tags", 0, 8, sttNotype, false)
+	}
 
 	k.slabCaches = k.symbol(secData, "slab_caches", 16, 16, sttObject, false)
 	k.listInit(k.slabCaches)
@@ -324,14 +360,20 @@ func (k *Kernel) fail(format string, args ...any) {
 
 // symbol reserves size bytes in an image section and names them.
 func (k *Kernel) symbol(sec int, name string, size, align uint64, typ uint8, local bool) uint64 {
+	va := k.reserve(sec, size, align)
+	k.syms = append(k.syms, symbol{name: name, sec: sec, value: va, size: size, typ: typ, local: local})
+	return va
+}
+
+// reserve is symbol without a name: anonymous data such as string literals.
+func (k *Kernel) reserve(sec int, size, align uint64) uint64 {
 	s := k.secs[sec]
 	va := roundUp(s.addr+s.size, max(align, 1))
 	if va+size > s.bound {
-		k.fail("section %s full at %s", s.name, name)
+		k.fail("section %s full", s.name)
 		return s.addr
 	}
 	s.size = va + size - s.addr
-	k.syms = append(k.syms, symbol{name: name, sec: sec, value: va, size: size, typ: typ, local: local})
 	return va
 }
 
@@ -340,7 +382,12 @@ func (k *Kernel) PageVA(pfn uint64) uint64 { return VmemmapBase + pfn*StructPage
 
 // pa translates a virtual address the way the kernel maps it.
 func (k *Kernel) pa(va uint64) (uint64, bool) {
+	if pfn, ok := k.vmap[va/PageSize]; ok {
+		return pfn*PageSize + va%PageSize, true
+	}
 	switch {
+	case va >= ModulesVA:
+		return 0, false // mapped page by page, or not at all
 	case va >= startKernelMap:
 		return va - startKernelMap + physBase, true
 	case va >= VmemmapBase && va-VmemmapBase < vmemmapSize:
@@ -404,6 +451,12 @@ func (k *Kernel) put32(va uint64, v uint32) {
 	k.put(va, b[:])
 }
 
+func (k *Kernel) get8(va uint64) byte {
+	var b [1]byte
+	k.get(va, b[:])
+	return b[0]
+}
+
 func (k *Kernel) get64(va uint64) uint64 {
 	var b [8]byte
 	k.get(va, b[:])
@@ -413,6 +466,77 @@ func (k *Kernel) get64(va uint64) uint64 {
 // Poke64 overwrites a word of memory after the fact, as corruption would.
 func (k *Kernel) Poke64(va, v uint64) { k.put64(va, v) }
 
+// Poke writes bytes after the fact, as corruption would.
+func (k *Kernel) Poke(va uint64, b []byte) { k.put(va, b) }
+
+// PerCPU is CPU cpu's __per_cpu_offset: where its per-CPU area starts.
+func (k *Kernel) PerCPU(cpu int) uint64 { return k.percpu[cpu] }
+
+// Symbol is the address of a symbol the builder defined (0 if none).
+func (k *Kernel) Symbol(name string) uint64 {
+	for _, s := range k.syms {
+		if s.name == name {
+			return s.value
+		}
+	}
+	return 0
+}
+
+// MoveSymbol gives a symbol another value in the vmlinux's symbol table,
+// as a vmlinux that does not match its dump (or a corrupt one) would.
+func (k *Kernel) MoveSymbol(name string, va uint64) {
+	for i := range k.syms {
+		if k.syms[i].name == name {
+			k.syms[i].value = va
+			return
+		}
+	}
+	k.fail("no symbol %s to move", name)
+}
+
+// DropPage leaves the page holding va out of the dump.
+func (k *Kernel) DropPage(va uint64) {
+	pa, ok := k.pa(va)
+	if !ok {
+		k.fail("dropping unmapped %#x", va)
+		return
+	}
+	k.drop[pa/PageSize] = true
+}
+
+// mapPage maps the virtual page at va to a fresh page frame of RAM in
+// init_top_pgt (4 KiB pages; tables allocated as needed), as vmalloc and
+// the module loader map memory outside the linear maps.
+func (k *Kernel) mapPage(va uint64) {
+	if _, ok := k.vmap[va/PageSize]; ok {
+		return
+	}
+	const tablePTE, pagePTE = 0x63, 0x8000000000000063 // _KERNPG_TABLE; PAGE_KERNEL (NX)
+	table := k.initTopPgt
+	for _, shift := range []uint{39, 30, 21} {
+		slot := table + 8*((va>>shift)&511)
+		next := k.get64(slot)
+		if next == 0 {
+			next = k.allocPages(1, 1)<<12 | tablePTE
+			k.put64(slot, next)
+		} else if next&0x80 != 0 {
+			k.fail("mapping %#x: a large page is in the way", va)
+			return
+		}
+		table = PageOffset + next&0x000ffffffffff000
+	}
+	pfn := k.allocPages(1, 1)
+	k.put64(table+8*((va>>12)&511), pfn<<12|pagePTE)
+	k.vmap[va/PageSize] = pfn
+}
+
+// mapRange maps every page of [va, va+size) not mapped yet.
+func (k *Kernel) mapRange(va, size uint64) {
+	for p := va &^ (PageSize - 1); p < va+size; p += PageSize {
+		k.mapPage(p)
+	}
+}
+
 // Offset is the byte offset of a member (a dotted path) of a C type.
 func (k *Kernel) Offset(typ, path string) uint64 {
 	m, err := k.ts.memberOf(k.ts.lookup(typ), path)
@@ -420,6 +544,12 @@ func (k *Kernel) Offset(typ, path string) uint64 {
 		k.fail("%v", err)
 	}
 	return uint64(m.off)
+}
+
+// SizeOf is the size of a C type in bytes.
+func (k *Kernel) SizeOf(typ string) uint64 {
+	size, _ := k.ts.sizeAlign(k.ts.lookup(typ))
+	return uint64(size)
 }
 
 // Has tells whether a C type has a member.

@@ -456,5 +456,66 @@ func kernelTypes(cfg Config) *ctypes {
 	c.typedef("pg_data_t", pg)
 	c.typedef("nodemask_t", c.anonStruct(f("bits", array(ulong, (cfg.maxNumNodes()+63)/64, idx))))
 	c.structOf("cpumask", f("bits", array(ulong, nrCPUs/64, idx)))
+	if cfg.AllocProfiling {
+		allocTagTypes(c, cfg, char, uchar, uint, ulong, atomic, atomicLong, listHead, cbHead, rawSpin, spinlock, gfp, idx)
+	}
 	return c
+}
+
+// allocTagTypes declares allocation profiling's types: include/linux/codetag.h
+// and alloc_tag.h as 22d407b164ff ("lib: add allocation tagging support for
+// memory allocation profiling", v6.10) made them, lib/codetag.c's private
+// codetag_type and codetag_module (a473573964e5, "lib: code tagging module
+// support", v6.10), the IDR they hang on (an xarray, include/linux/idr.h and
+// xarray.h), struct module's first members, and the 6.13 module_tags area
+// (0db6f8d7820a).
+func allocTagTypes(c *ctypes, cfg Config, char, uchar, uint, ulong btf.Type, atomic, atomicLong btf.Type,
+	listHead, cbHead, rawSpin *btf.Struct, spinlock, gfp, idx btf.Type) {
+	void := &btf.Void{}
+	voidp := ptr(void)
+	constChar := &btf.Const{Type: char}
+	u64 := c.lookup("u64")
+	sizeT := c.typedef("size_t", ulong)
+
+	codetag := c.declare("codetag")
+	c.define(codetag, 8, f("flags", uint), f("lineno", uint), f("modname", ptr(constChar)),
+		f("function", ptr(constChar)), f("filename", ptr(constChar)))
+	counters := c.structOf("alloc_tag_counters", f("bytes", u64), f("calls", u64))
+	c.define(c.declare("alloc_tag"), 8, f("ct", codetag), f("counters", ptr(counters)))
+	rng := c.structOf("codetag_range", f("start", ptr(codetag)), f("stop", ptr(codetag)))
+
+	// include/linux/module.h: MODULE_NAME_LEN is 64 - sizeof(unsigned long).
+	module := c.declare("module")
+	state := c.enum("module_state", 4, false, btf.EnumValue{Name: "MODULE_STATE_LIVE", Value: 0},
+		btf.EnumValue{Name: "MODULE_STATE_COMING", Value: 1}, btf.EnumValue{Name: "MODULE_STATE_GOING", Value: 2},
+		btf.EnumValue{Name: "MODULE_STATE_UNFORMED", Value: 3})
+	c.define(module, 0, f("state", state), f("list", listHead), f("name", array(char, 56, idx)))
+	cmod := c.structOf("codetag_module", f("mod", ptr(module)), f("range", rng))
+
+	xarray := c.declare("xarray")
+	c.define(xarray, 0, f("xa_lock", spinlock), f("xa_flags", gfp), f("xa_head", voidp))
+	xaNode := c.declare("xa_node")
+	c.define(xaNode, 0, f("shift", uchar), f("offset", uchar), f("count", uchar), f("nr_values", uchar),
+		f("parent", ptr(xaNode)), f("array", ptr(xarray)),
+		anon(c.anonUnion(f("private_list", listHead), f("rcu_head", cbHead))),
+		f("slots", array(voidp, 64, idx)), // XA_CHUNK_SHIFT 6 (CONFIG_BASE_SMALL off)
+		anon(c.anonUnion(f("tags", array(array(ulong, 1, idx), 3, idx)), f("marks", array(array(ulong, 1, idx), 3, idx)))))
+	// radix_tree_root is #defined to xarray (include/linux/radix-tree.h).
+	idr := c.structOf("idr", f("idr_rt", xarray), f("idr_base", uint), f("idr_next", uint))
+	osq := c.structOf("optimistic_spin_queue", f("tail", atomic))
+	rwsem := c.structOf("rw_semaphore", f("count", atomicLong), f("owner", atomicLong), f("osq", osq),
+		f("wait_lock", rawSpin), f("wait_list", listHead))
+	cttype := c.declare("codetag_type")
+	hook := ptr(&btf.FuncProto{Return: void, Params: []btf.FuncParam{{Name: "cttype", Type: ptr(cttype)}, {Name: "cmod", Type: ptr(cmod)}}})
+	desc := c.structOf("codetag_type_desc", f("section", ptr(constChar)), f("tag_size", sizeT),
+		f("module_load", hook), f("module_unload", hook))
+	c.define(cttype, 0, f("link", listHead), f("count", uint), f("mod_idr", idr), f("mod_lock", rwsem), f("desc", desc))
+
+	// DEFINE_STATIC_KEY_MAYBE: a struct static_key_true or _false, each
+	// holding a struct static_key (include/linux/jump_label.h).
+	key := c.structOf("static_key", f("enabled", atomic), anon(c.anonUnion(f("type", ulong), f("entries", voidp))))
+	c.structOf("static_key_true", f("key", key))
+	if cfg.ModuleTagsArea {
+		c.structOf("alloc_tag_module_section", f("start_addr", ulong), f("end_addr", ulong), f("size", ulong))
+	}
 }

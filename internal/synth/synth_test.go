@@ -127,33 +127,90 @@ struct page.page_type 48`},
 	} {
 		t.Run(tc.v.String(), func(t *testing.T) {
 			c := kernelTypes(Config{Version: tc.v, SlubDebug: true, Hardened: true, NUMA: true})
-			var have []string
-			for line := range strings.Lines(strings.TrimSpace(tc.want)) {
-				line = strings.TrimSpace(line)
-				typ, rest, _ := strings.Cut(line, ".")
-				if f := strings.Fields(line); len(f) > 0 && f[len(f)-2] == "size" {
-					name := strings.TrimSuffix(line, " size "+f[len(f)-1])
-					s, _ := c.sizeAlign(c.lookup(name))
-					have = append(have, fmt.Sprintf("%s size %d", name, s))
-					continue
-				}
-				path := strings.Fields(rest)[0]
-				m, err := c.memberOf(c.lookup(typ), path)
-				if err != nil {
-					have = append(have, err.Error())
-					continue
-				}
-				if m.bits != 0 {
-					have = append(have, fmt.Sprintf("%s.%s %d:%d/%d", typ, path, m.off, m.bitOff, m.bits))
-				} else {
-					have = append(have, fmt.Sprintf("%s.%s %d", typ, path, m.off))
-				}
-			}
-			if got, want := strings.Join(have, "\n"), strings.TrimSpace(tc.want); got != want {
+			if got, want := layoutOf(c, tc.want), strings.TrimSpace(tc.want); got != want {
 				t.Errorf("layout differs from the real kernel's:\nhave:\n%s\nwant:\n%s", got, want)
 			}
 		})
 	}
+}
+
+// The types allocation profiling adds, or reads around it. Those every
+// kernel has (xarray, IDR, struct module's name, static keys, rwsem) as
+// pahole prints them for Debian's 6.12.117+deb13-cloud-amd64 vmlinux; the
+// code tag types, which no Debian kernel has, as the x86_64 ABI lays out
+// include/linux/codetag.h and alloc_tag.h (struct codetag: two u32 and
+// three pointers, 32 bytes; struct alloc_tag: that and a pointer, 40 bytes;
+// alloc_tag_module_section: three unsigned longs).
+func TestAllocLayouts(t *testing.T) {
+	const want = `
+struct xa_node size 576
+struct xa_node.shift 0
+struct xa_node.offset 1
+struct xa_node.count 2
+struct xa_node.nr_values 3
+struct xa_node.parent 8
+struct xa_node.array 16
+struct xa_node.slots 40
+struct xa_node.marks 552
+struct xarray size 16
+struct xarray.xa_flags 4
+struct xarray.xa_head 8
+struct idr size 24
+struct idr.idr_base 16
+struct idr.idr_next 20
+struct module.state 0
+struct module.list 8
+struct module.name 24
+struct static_key size 16
+struct static_key_true.key 0
+struct rw_semaphore size 40
+struct rw_semaphore.osq 16
+struct rw_semaphore.wait_lock 20
+struct rw_semaphore.wait_list 24
+struct codetag size 32
+struct codetag.lineno 4
+struct codetag.modname 8
+struct codetag.function 16
+struct codetag.filename 24
+struct alloc_tag size 40
+struct alloc_tag.counters 32
+struct alloc_tag_counters size 16
+struct alloc_tag_counters.calls 8
+struct codetag_module size 24
+struct codetag_module.range.stop 16
+struct alloc_tag_module_section size 24`
+	c := kernelTypes(Config{Version: V6_11, AllocProfiling: true, ModuleTagsArea: true})
+	if got, want := layoutOf(c, want), strings.TrimSpace(want); got != want {
+		t.Errorf("layout differs:\nhave:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// layoutOf prints, for each "type.member off" or "type size n" line of
+// want, what c has there.
+func layoutOf(c *ctypes, want string) string {
+	var have []string
+	for line := range strings.Lines(strings.TrimSpace(want)) {
+		line = strings.TrimSpace(line)
+		typ, rest, _ := strings.Cut(line, ".")
+		if f := strings.Fields(line); len(f) > 0 && f[len(f)-2] == "size" {
+			name := strings.TrimSuffix(line, " size "+f[len(f)-1])
+			s, _ := c.sizeAlign(c.lookup(name))
+			have = append(have, fmt.Sprintf("%s size %d", name, s))
+			continue
+		}
+		path := strings.Fields(rest)[0]
+		m, err := c.memberOf(c.lookup(typ), path)
+		if err != nil {
+			have = append(have, err.Error())
+			continue
+		}
+		if m.bits != 0 {
+			have = append(have, fmt.Sprintf("%s.%s %d:%d/%d", typ, path, m.off, m.bitOff, m.bits))
+		} else {
+			have = append(have, fmt.Sprintf("%s.%s %d", typ, path, m.off))
+		}
+	}
+	return strings.Join(have, "\n")
 }
 
 // Layouts without the options move members: 4.18 without hardening, NUMA
@@ -251,6 +308,31 @@ func TestFilesParse(t *testing.T) {
 			st, _ := os.Stat(fs.Vmcore)
 			if end := core.Progs[len(core.Progs)-1].Off + core.Progs[len(core.Progs)-1].Filesz; uint64(st.Size()) != end {
 				t.Errorf("core is %d bytes, its last segment ends at %d", st.Size(), end)
+			}
+		})
+	}
+}
+
+func TestAllocTagsRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		spec func(k *Kernel)
+	}{
+		{"without AllocProfiling", Config{Version: V6_10}, func(k *Kernel) { k.AddAllocTags(&AllocTags{}) }},
+		{"twice", Config{Version: V6_10, AllocProfiling: true}, func(k *Kernel) { k.AddAllocTags(&AllocTags{}); k.AddAllocTags(&AllocTags{}) }},
+		{"counters for a CPU too many", Config{Version: V6_10, AllocProfiling: true, CPUs: 2}, func(k *Kernel) {
+			k.AddAllocTags(&AllocTags{Kernel: []*AllocTag{{File: "a.c", Function: "f", Bytes: []uint64{1, 2, 3}}}})
+		}},
+		{"an id used twice", Config{Version: V6_10, AllocProfiling: true}, func(k *Kernel) {
+			k.AddAllocTags(&AllocTags{Modules: []*AllocModule{{Name: "a", ID: 3}, {Name: "b", ID: 3}}})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := New(tc.cfg)
+			tc.spec(k)
+			if _, err := k.Write(t.TempDir()); err == nil {
+				t.Error("no error")
 			}
 		})
 	}
