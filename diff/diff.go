@@ -195,7 +195,7 @@ func Compare(before, after *summary.Summary, o Options) (*Diff, error) {
 	}
 	for _, s := range []*summary.Summary{before, after} {
 		if s.Partial {
-			d.note("%s is partial (memory missing from the dump): its partial caches are marked and never counted as growth", s.Dump.File)
+			d.note("%s is partial (memory missing from the dump): its partial caches, and the caches missing from it, are marked and never counted as growth", s.Dump.File)
 		}
 	}
 	d.cacheNames, d.ownerNames = map[string]bool{}, map[string]bool{}
@@ -268,14 +268,9 @@ func (d *Diff) caches(before, after *summary.Summary, o Options) map[string]bool
 		if a != nil {
 			r.Name, r.ObjectSize, r.After = a.Name, a.ObjectSize, counts(a)
 		}
-		switch {
-		case b != nil && a != nil && b.Partial && a.Partial:
-			r.Partial = "both"
-		case b != nil && b.Partial:
-			r.Partial = "before"
-		case a != nil && a.Partial:
-			r.Partial = "after"
-		}
+		// A cache missing from a partial side may be one it could not read
+		// (its struct kmem_cache lost with the rest): partial there too.
+		r.Partial = partialSide(b != nil && b.Partial || b == nil && before.Partial, a != nil && a.Partial || a == nil && after.Partial)
 		switch {
 		case b != nil && a != nil && *r.Before == *r.After:
 			r.Status = Same
@@ -304,7 +299,8 @@ func (d *Diff) caches(before, after *summary.Summary, o Options) map[string]bool
 				r.Ratio = &ratio
 			}
 		}
-		if b != nil && a != nil && !sameStrings(b.Aliases, a.Aliases) {
+		// A partial side may have lost the aliases with the rest (kernfs).
+		if b != nil && a != nil && !sameStrings(b.Aliases, a.Aliases) && !before.Partial && !after.Partial {
 			r.Note = fmt.Sprintf("aliases %v before, %v after", b.Aliases, a.Aliases)
 		}
 		rows = append(rows, r)
