@@ -9,14 +9,15 @@
 # - diff of two dumps, against the sum of two `vmleak slabs` runs on the
 #   same dumps (diff summarizes both dumps at once, census + owners +
 #   meminfo each).
-# Uses the fixtures built by testdata/vmcores/build.sh (builds bookworm-pair if
-# needed). Not a test: numbers depend on the machine and its load.
+# Uses the bookworm-pair fixture built by testdata/vmcores/build.sh (it says how
+# to build it if it is missing). Not a test: numbers depend on the machine and
+# its load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 RUNS=${1:-5}
 FIX=${VMLEAK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/vmleak/fixtures}
-bash testdata/vmcores/build.sh bookworm-pair >&2
+[[ -f $FIX/dumps/bookworm-pair/manifest.json ]] || { echo "no bookworm-pair fixture: bash testdata/vmcores/build.sh bookworm-pair" >&2; exit 1; }
 [[ -x /usr/bin/time ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
