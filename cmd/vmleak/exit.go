@@ -12,6 +12,7 @@ const (
 	ExitInput    = 3 // the dump or debuginfo cannot be used (unreadable, corrupt, unsupported)
 	ExitMismatch = 4 // the vmlinux does not belong to the dump
 	ExitPartial  = 5 // completed, but part of the data was unreadable (e.g. pages filtered out)
+	ExitGrowth   = 6 // diff: a --fail-if-growth limit was exceeded (the output is complete)
 )
 
 const exitCodesHelp = `Exit codes:
@@ -21,6 +22,8 @@ const exitCodesHelp = `Exit codes:
   3  unusable input: the dump or debuginfo is unreadable, corrupt or unsupported
   4  the vmlinux does not match the dump (see --force)
   5  completed with partial results: some memory was missing from the dump
+  6  diff: growth exceeded a --fail-if-growth limit (checked before 5: a
+     limit exceeded on complete caches is exceeded whatever else is partial)
 `
 
 // usageError marks command-line mistakes.
@@ -44,6 +47,10 @@ func (e *mismatchError) Unwrap() error { return e.err }
 // could not be read; the output itself says what is missing.
 var errPartial = errors.New("results are partial: some memory was missing from the dump (see warnings)")
 
+// errGrowth is returned by diff after its output when a growth limit was
+// exceeded; which ones is on stderr and in the JSON.
+var errGrowth = errors.New("growth limit exceeded")
+
 func exitCode(err error) int {
 	var (
 		ue *usageError
@@ -55,6 +62,8 @@ func exitCode(err error) int {
 		return ExitOK
 	case errors.Is(err, errPartial):
 		return ExitPartial
+	case errors.Is(err, errGrowth):
+		return ExitGrowth
 	case errors.As(err, &ue):
 		return ExitUsage
 	case errors.As(err, &me):

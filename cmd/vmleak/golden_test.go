@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmleak/vmleak/internal/summarytest"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/meminfo"
 	"github.com/vmleak/vmleak/modules"
 	"github.com/vmleak/vmleak/owners"
+	"github.com/vmleak/vmleak/summary"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -368,4 +370,44 @@ func TestGoldenOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "owners.json", append(j, '\n'))
+}
+
+// sampleSummaryFiles writes the hand-made before/after summaries as JSON.
+func sampleSummaryFiles(t *testing.T, dir string) (before, after string) {
+	t.Helper()
+	before, after = filepath.Join(dir, "before.json"), filepath.Join(dir, "after.json")
+	if err := summary.WriteFile(before, summarytest.Before(), summary.JSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := summary.WriteFile(after, summarytest.After(), summary.JSON); err != nil {
+		t.Fatal(err)
+	}
+	return before, after
+}
+
+// diff's three renderings of the hand-made pair (growth, one-sided,
+// partial, owners, sites, meminfo), with a limit that fires.
+func TestGoldenDiff(t *testing.T) {
+	before, after := sampleSummaryFiles(t, t.TempDir())
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"diff.txt", nil},
+		{"diff.md", []string{"--markdown"}},
+		{"diff.json", []string{"--json"}},
+		{"diff-same.txt", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"diff", before, after, "--fail-if-growth", "10%", "--cache", "vmleak_test_obj"}, tc.args...)
+			if tc.name == "diff-same.txt" {
+				args = []string{"diff", before, before}
+			}
+			code, out, errs := vmleak(t, args...)
+			if want := map[bool]int{true: ExitOK, false: ExitGrowth}[tc.name == "diff-same.txt"]; code != want {
+				t.Fatalf("exit %d (want %d): %s", code, want, errs)
+			}
+			golden(t, tc.name, []byte(out))
+		})
+	}
 }

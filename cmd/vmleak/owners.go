@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/stackdepot"
+	"github.com/vmleak/vmleak/summary"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -158,21 +158,9 @@ func siteName(s owners.Site) string {
 // buildOwners attributes a census: modules, stack depot (where the kernel
 // has one) and symbolizer wired to owners.Build.
 func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (*owners.Report, error) {
-	mods, merr := k.Modules()
-	d, err := stackdepot.New(k)
-	if err != nil {
-		if !errors.Is(err, kernel.ErrAbsent) {
-			k.Warnf("stack depot: %v", err)
-		}
-		d = nil
-	}
-	rep, err := owners.Build(w, cen, mods, symbolize.New(w), d)
+	rep, err := summary.Owners(k, w, cen)
 	if err != nil {
 		return nil, classify(err)
-	}
-	if merr != nil {
-		rep.Warnings = append(rep.Warnings, merr.Error())
-		rep.Partial = true
 	}
 	return rep, nil
 }
