@@ -142,6 +142,8 @@ func TestGoldenWhatis(t *testing.T) {
 		{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "vmleak_test_obj object 0 at 0xffff8ca5c246b000+0x50 (232 bytes), allocated; slab 0xfffffbef00091ac0, cache 0xffff8ca5c244bf00"},
 		{Addr: 0xffffffffc0000000, Kind: "unknown", What: "not a slab object, symbol, module, vmalloc or vmemmap address"},
 		{Addr: 0xffff8ca5c0000000, Kind: "direct-map", Error: "walk: struct page of 0xffff8ca5c0000000: missing"},
+		{Addr: 0xffffffffbc7e3d50, Kind: "symbol", Symbol: "kmem_cache_free+0x10", File: "mm/slub.c", Line: 3803,
+			What: "kmem_cache_free+0x10 (func, .text) at mm/slub.c:3803"},
 	} {
 		writeWhatis(&b, r)
 	}
@@ -151,7 +153,8 @@ func TestGoldenWhatis(t *testing.T) {
 func TestGoldenWhatisJSON(t *testing.T) {
 	o := &walk.Object{Cache: "vmleak_test_obj", CacheAddr: 0xffff8ca5c244bf00, Slab: 0xfffffbef00091ac0, Index: 0,
 		Addr: 0xffff8ca5c246b000, Offset: 0x50, Size: 232, Allocated: true}
-	b, err := json.MarshalIndent([]symbolize.Result{{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "...", Object: o}}, "", "  ")
+	b, err := json.MarshalIndent([]symbolize.Result{{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "...", Object: o},
+		{Addr: 0xffffffffbc7e3d50, Kind: "symbol", Symbol: "kmem_cache_free+0x10", File: "mm/slub.c", Line: 3803, What: "..."}}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +305,15 @@ func sampleOwners() *owners.Report {
 			{Kind: owners.EvidenceConstructor, Addr: 0xffffffffc025e1a0, What: "constructor 0xffffffffc025e1a0 is in module vmleak_test's core"}}}},
 		References: []owners.Reference{{Module: "vmleak_test", Cache: "kmalloc-4k", Objects: 50, Bytes: 204800}},
 		Sites: []owners.Site{
-			{Cache: "vmleak_test_obj", Caller: symbolize.Frame{Addr: 0xffffffffc025e235, Kind: symbolize.FrameModule, Symbol: "grow_by+0x35", Module: "vmleak_test", Text: true}, Module: "vmleak_test", Objects: 1000, Bytes: 232000},
+			{Cache: "vmleak_test_obj", Caller: symbolize.Frame{Addr: 0xffffffffc025e235, Kind: symbolize.FrameModule, Symbol: "grow_by+0x35", Module: "vmleak_test", Text: true,
+				File: "/tmp/tmp.eUUBHHCQqA/vmleak_test.c", Line: 74}, Module: "vmleak_test", Objects: 1000, Bytes: 232000,
+				Stack: []symbolize.Frame{
+					{Addr: 0xffffffffc025e235, Kind: symbolize.FrameModule, Symbol: "grow_by+0x35", Module: "vmleak_test", Text: true, File: "/tmp/tmp.eUUBHHCQqA/vmleak_test.c", Line: 74},
+					{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit},
+					{Addr: 0xffffffffbc201a19, Kind: symbolize.FrameKernel, Symbol: "do_one_initcall+0x59", Section: ".text", Text: true, File: "init/main.c", Line: 1296},
+				}},
+			{Cache: "dentry", Caller: symbolize.Frame{Addr: 0xffffffffbc56c189, Kind: symbolize.FrameKernel, Symbol: "__d_alloc+0x29", Section: ".text", Text: true, File: "fs/dcache.c", Line: 1776},
+				Objects: 13519, Bytes: 2595648},
 			{Cache: "kmalloc-1k", Caller: symbolize.Frame{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit}, Objects: 300, Bytes: 307200},
 		},
 	}

@@ -27,7 +27,8 @@ module that owns the cache (its data holds the kmem_cache pointer, its text
 the constructor). Objects with no evidence are "unattributed", counted and
 never guessed. --sites lists the call sites of tracked allocations; --freed
 lists instead where the free objects were last freed (their free tracks),
-for use-after-free forensics.
+for use-after-free forensics. Call sites show their source file:line where
+the vmlinux or the module's debuginfo (--debuginfo-dir) has line tables.
 
 ` + exitCodesHelp,
 		Example: `  vmleak owners vmcore
@@ -43,12 +44,20 @@ for use-after-free forensics.
 			if freed {
 				return writeFreed(c, g, k, w, cen, module)
 			}
-			rep, err := buildOwners(k, w, cen)
+			sym := symbolize.New(w)
+			defer sym.Close()
+			rep, err := buildOwners(k, w, cen, sym)
 			if err != nil {
 				return err
 			}
 			if module != "" {
 				rep.Owners = owners.Filter(rep.Owners, module)
+			}
+			switch {
+			case g.json:
+				siteLines(sym, rep.Sites, true, "")
+			case sites:
+				siteLines(sym, rep.Sites, false, module)
 			}
 			out := c.OutOrStdout()
 			if g.json {
@@ -85,10 +94,13 @@ func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Wa
 	if err != nil {
 		d = nil
 	}
-	sites, warnings, err := owners.Freed(w, symbolize.New(w), d)
+	sym := symbolize.New(w)
+	defer sym.Close()
+	sites, warnings, err := owners.Freed(w, sym, d)
 	if err != nil {
 		return classify(err)
 	}
+	siteLines(sym, sites, g.json, module)
 	var keep []owners.Site
 	for _, s := range sites {
 		if module == "" || s.Module == module {
@@ -121,9 +133,24 @@ func siteName(s owners.Site) string {
 	return kernel.Printable(s.Caller.String())
 }
 
+// siteLines looks up the source lines of the frames that will be printed:
+// the callers of the sites of module (all sites if ""), and with stacks
+// their stacks' frames. Only those: lines cost more than names.
+func siteLines(sym *symbolize.Symbolizer, sites []owners.Site, stacks bool, module string) {
+	for i := range sites {
+		if module != "" && sites[i].Module != module {
+			continue
+		}
+		sites[i].Caller = sym.Line(sites[i].Caller)
+		if stacks {
+			sym.Lines(sites[i].Stack)
+		}
+	}
+}
+
 // buildOwners attributes a census: modules, stack depot (where the kernel
-// has one) and symbolizer wired to owners.Build.
-func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (*owners.Report, error) {
+// has one) and sym wired to owners.Build.
+func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census, sym *symbolize.Symbolizer) (*owners.Report, error) {
 	mods, merr := k.Modules()
 	d, err := stackdepot.New(k)
 	if err != nil {
@@ -132,7 +159,7 @@ func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (*owners.Re
 		}
 		d = nil
 	}
-	rep, err := owners.Build(w, cen, mods, symbolize.New(w), d)
+	rep, err := owners.Build(w, cen, mods, sym, d)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -145,7 +172,7 @@ func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (*owners.Re
 
 // cacheOwners is slabs --owners' column: each cache's owning modules.
 func (g *globalOptions) cacheOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (map[string]string, error) {
-	rep, err := buildOwners(k, w, cen)
+	rep, err := buildOwners(k, w, cen, symbolize.New(w))
 	if err != nil {
 		return nil, err
 	}
