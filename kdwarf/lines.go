@@ -1,6 +1,7 @@
 package kdwarf
 
 import (
+	"bytes"
 	"cmp"
 	"debug/dwarf"
 	"debug/elf"
@@ -36,6 +37,9 @@ const (
 	maxUnitRows     = 1 << 24
 	maxArangeTuples = 1 << 22
 )
+
+// maxScratch bounds the buffers read reuses.
+const maxScratch = 4 << 20
 
 // markCost is what one mark holds, in bytes.
 const markCost = 40
@@ -133,6 +137,7 @@ type lineIndex struct {
 	// .debug_line, read through it rather than the mapping (see read).
 	file             io.ReaderAt
 	infoOff, lineOff uint64
+	unitBuf, progBuf []byte // what read reads into, reused
 
 	// A relocatable file: the base each allocated section was relocated
 	// to, and its size, by name.
@@ -151,10 +156,14 @@ type cuRange struct {
 // from which a look-up decodes a few rows again instead of keeping them
 // all (a 6.1 vmlinux has about four million).
 type lineTable struct {
-	prog    *lineProg // nil: the unit has no line table
+	prog    *lineProg // its header; nil: the unit has no line table
 	compDir string
 	seqs    []lineSeq // sorted by lo
-	cost    uint64    // bytes held: the program and the marks
+	cost    uint64    // bytes held: the header and the marks
+
+	// Where the program's opcodes are in .debug_line, read again by a
+	// look-up (rowAt) rather than kept.
+	progOff, progLen uint64
 }
 
 // lineSeq is one sequence of the program, rows of increasing address up
@@ -377,10 +386,10 @@ func (li *lineIndex) at(pc uint64) (Pos, error) {
 		}
 		tried++
 		t, err := li.table(r.unit)
-		if err == nil {
+		if err == nil && t.prog != nil {
 			var p Pos
 			var ok bool
-			if p, ok, err = t.at(pc); ok {
+			if p, ok, err = li.rowAt(t, pc); ok {
 				return p, nil
 			}
 		}
@@ -394,8 +403,10 @@ func (li *lineIndex) at(pc uint64) (Pos, error) {
 	return Pos{}, fmt.Errorf("kdwarf: no line for address %#x (%d units hold it): %w", pc, tried, ErrNotFound)
 }
 
-// at is the row of pc in the table, or false.
-func (t *lineTable) at(pc uint64) (Pos, bool, error) {
+// rowAt is the row of pc in table t, or false. It decodes from the mark
+// at or below pc, reading the program from there (a window first, which
+// nearly always holds the few rows needed, else the rest of it).
+func (li *lineIndex) rowAt(t *lineTable, pc uint64) (Pos, bool, error) {
 	i := sort.Search(len(t.seqs), func(i int) bool { return t.seqs[i].lo > pc }) - 1
 	for ; i >= 0 && pc >= t.seqs[i].hi; i-- {
 		if pc-t.seqs[i].lo > 1<<24 {
@@ -410,26 +421,54 @@ func (t *lineTable) at(pc uint64) (Pos, bool, error) {
 	if k < 0 {
 		return Pos{}, false, nil
 	}
-	st := s.marks[k].st
-	best, err := t.prog.next(&st)
-	if err != nil {
-		return Pos{}, false, err
-	}
-	for !best.end {
-		r, err := t.prog.next(&st)
+	from := uint64(s.marks[k].st.off)
+	for size := uint64(rowWindow); ; size *= 16 {
+		n := min(size, t.progLen-from)
+		b, err := li.read(li.secs.line, li.lineOff, t.progOff+from, n, &li.progBuf)
 		if err != nil {
 			return Pos{}, false, err
+		}
+		view := *t.prog
+		view.prog = b
+		st := s.marks[k].st
+		st.off = 0
+		best, ok, err := view.rowFrom(&st, pc)
+		if ok || from+n == t.progLen {
+			if err != nil || best.end || best.line <= 0 {
+				return Pos{}, false, err // line 0: code of no source line
+			}
+			name := t.prog.path(best.file)
+			if name == "" {
+				return Pos{}, false, nil
+			}
+			return Pos{File: shortPath(name, t.compDir), Line: int(best.line)}, true, nil
+		}
+	}
+}
+
+// rowWindow is how much of a program a look-up reads first: 64 rows of
+// a vmlinux take 300 bytes on average. A variable for tests.
+var rowWindow = 4096
+
+// rowFrom decodes rows from s (the row at or below pc first) to the last
+// at or below pc in its sequence. ok is false if the program ended first,
+// or an opcode was cut short: the caller reads more.
+func (p *lineProg) rowFrom(s *lineState, pc uint64) (best lineRow, ok bool, err error) {
+	best, err = p.next(s)
+	if err != nil {
+		return lineRow{}, false, err
+	}
+	for !best.end {
+		r, err := p.next(s)
+		if err != nil {
+			return best, false, err
 		}
 		if r.end || r.addr > pc {
 			break
 		}
 		best = r
 	}
-	name := t.prog.path(best.file)
-	if best.end || best.line <= 0 || name == "" {
-		return Pos{}, false, nil // line 0: code of no source line
-	}
-	return Pos{File: shortPath(name, t.compDir), Line: int(best.line)}, true, nil
+	return best, true, nil
 }
 
 // table returns unit i's line table, reading it on first use and dropping
@@ -455,18 +494,28 @@ func (li *lineIndex) table(i int) (*lineTable, error) {
 }
 
 // read returns n bytes at off of a debug section: sec's own bytes, or,
-// for a mapped file, a copy read from the file at the section's offset
-// base. The few kilobytes a look-up needs of a unit lie far apart, and
-// each page fault on the mapping maps the pages around it too: the 404
-// units of one dump's frames mapped 50 MB of a 6.1 vmlinux that way.
-func (li *lineIndex) read(sec []byte, base, off, n uint64) ([]byte, error) {
+// for a mapped file, read from the file at the section's offset base into
+// *scratch (grown as needed; the bytes are valid until its next use). The
+// few kilobytes a look-up needs of a unit lie far apart, and each page
+// fault on the mapping maps the pages around it too: the 404 units of one
+// dump's frames mapped 50 MB of a 6.1 vmlinux that way.
+func (li *lineIndex) read(sec []byte, base, off, n uint64, scratch *[]byte) ([]byte, error) {
 	if off > uint64(len(sec)) || n > uint64(len(sec))-off {
 		return nil, fmt.Errorf("%#x bytes at %#x past the section", n, off)
 	}
 	if li.file == nil {
 		return sec[off : off+n : off+n], nil
 	}
-	b := make([]byte, n)
+	var b []byte
+	switch {
+	case n > maxScratch:
+		b = make([]byte, n) // not kept
+	case uint64(cap(*scratch)) < n:
+		*scratch = make([]byte, n)
+		fallthrough
+	default:
+		b = (*scratch)[:n]
+	}
 	if _, err := li.file.ReadAt(b, int64(base+off)); err != nil {
 		return nil, err
 	}
@@ -475,14 +524,14 @@ func (li *lineIndex) read(sec []byte, base, off, n uint64) ([]byte, error) {
 
 // readTable decodes a unit's line program through, marking it.
 func (li *lineIndex) readTable(u unitSpan) (*lineTable, error) {
-	unit, err := li.read(li.secs.info, li.infoOff, u.hdr, min(u.end-u.hdr, 4096))
+	unit, err := li.read(li.secs.info, li.infoOff, u.hdr, min(u.end-u.hdr, 512), &li.unitBuf)
 	if err != nil {
 		return nil, err
 	}
 	stmt, compDir, ok, err := unitLineAttrs(unit, u, li.secs, li.order)
 	if err != nil && uint64(len(unit)) < u.end-u.hdr {
 		// A first DIE longer than what was read (inline strings).
-		if unit, err = li.read(li.secs.info, li.infoOff, u.hdr, u.end-u.hdr); err == nil {
+		if unit, err = li.read(li.secs.info, li.infoOff, u.hdr, u.end-u.hdr, &li.unitBuf); err == nil {
 			stmt, compDir, ok, err = unitLineAttrs(unit, u, li.secs, li.order)
 		}
 	}
@@ -493,7 +542,7 @@ func (li *lineIndex) readTable(u unitSpan) (*lineTable, error) {
 	if stmt >= lineLen {
 		return nil, fmt.Errorf("DW_AT_stmt_list %#x past .debug_line", stmt)
 	}
-	head, err := li.read(li.secs.line, li.lineOff, stmt, min(12, lineLen-stmt))
+	head, err := li.read(li.secs.line, li.lineOff, stmt, min(12, lineLen-stmt), &li.progBuf)
 	if err != nil {
 		return nil, err
 	}
@@ -501,7 +550,7 @@ func (li *lineIndex) readTable(u unitSpan) (*lineTable, error) {
 	if size == 0 || size > lineLen-stmt {
 		return nil, fmt.Errorf("line program at %#x overruns .debug_line", stmt)
 	}
-	b, err := li.read(li.secs.line, li.lineOff, stmt, size)
+	b, err := li.read(li.secs.line, li.lineOff, stmt, size, &li.progBuf)
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +558,8 @@ func (li *lineIndex) readTable(u unitSpan) (*lineTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &lineTable{prog: p, compDir: compDir, cost: uint64(len(b))}
+	hdr := len(b) - len(p.prog)
+	t := &lineTable{prog: p, compDir: compDir, progOff: stmt + uint64(hdr), progLen: uint64(len(p.prog))}
 	var st lineState
 	st.reset()
 	var cur *lineSeq
@@ -544,6 +594,10 @@ func (li *lineIndex) readTable(u unitSpan) (*lineTable, error) {
 		rows++
 	}
 	slices.SortStableFunc(t.seqs, func(a, b lineSeq) int { return cmp.Compare(a.lo, b.lo) })
+	// Keep the header (its names), not the program: a copy, so that what
+	// read returned can go.
+	p.unit, p.prog = bytes.Clone(b[:hdr]), nil
+	t.cost += uint64(hdr)
 	return t, nil
 }
 

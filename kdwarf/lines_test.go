@@ -3,6 +3,7 @@ package kdwarf
 import (
 	"debug/dwarf"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -172,10 +173,16 @@ func TestStdlibRelocationLosesSections(t *testing.T) {
 }
 
 // In a linked object, every byte of the three functions has addr2line's
-// line; without .debug_aranges the units are found by their ranges.
+// line; without .debug_aranges the units are found by their ranges; a
+// look-up that first reads a single byte of the program reads on.
 func TestLineAtAgainstAddr2line(t *testing.T) {
-	for _, flavor := range []string{"so5", "so4", "so5-noaranges", "clang-so5"} {
+	for _, flavor := range []string{"so5", "so4", "so5-noaranges", "clang-so5", "so5/window-1"} {
 		t.Run(flavor, func(t *testing.T) {
+			flavor, window, _ := strings.Cut(flavor, "/")
+			if window != "" {
+				defer func(w int) { rowWindow = w }(rowWindow)
+				rowWindow = 1
+			}
 			path := lineObject(t, flavor)
 			f, err := Open(path, WithCacheDir(""))
 			if err != nil {
@@ -287,3 +294,142 @@ func TestLineErrors(t *testing.T) {
 }
 
 func ret(_ Pos, err error) error { return err }
+
+// lineProgram is a small DWARF 4 line program (a.c in dir, one sequence
+// of three rows at 0x1000) or its DWARF 5 form (names inline, as
+// DW_FORM_string).
+func lineProgram(version int) []byte {
+	le := binary.LittleEndian
+	var hdr []byte
+	hdr = append(hdr, 1)          // minimum_instruction_length
+	hdr = append(hdr, 1)          // maximum_operations_per_instruction
+	hdr = append(hdr, 1)          // default_is_stmt
+	hdr = append(hdr, byte(0xfb)) // line_base -5
+	hdr = append(hdr, 14, 13)     // line_range, opcode_base
+	hdr = append(hdr, 0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1)
+	if version >= 5 {
+		hdr = append(hdr, 1, 1, 0x08) // directory format: path, string
+		hdr = append(hdr, 2)          // two directories
+		hdr = append(hdr, "/build\x00dir\x00"...)
+		hdr = append(hdr, 2, 1, 0x08, 2, 0x0b) // file format: path string, dir data1
+		hdr = append(hdr, 2)                   // two files
+		hdr = append(hdr, "a.c\x00\x01a.c\x00\x01"...)
+	} else {
+		hdr = append(hdr, "dir\x00\x00"...)
+		hdr = append(hdr, "a.c\x00\x01\x00\x00\x00"...)
+	}
+	prog := []byte{0, 9, 2}
+	prog = le.AppendUint64(prog, 0x1000)
+	prog = append(prog, 3, 2, 1) // advance_line 2, copy
+	prog = append(prog, 0x4b)    // special: +4 address, +1 line
+	prog = append(prog, 2, 4, 1) // advance_pc 4, copy
+	prog = append(prog, 0, 1, 1) // end_sequence
+	var b []byte
+	b = le.AppendUint16(b, uint16(version))
+	if version >= 5 {
+		b = append(b, 8, 0) // address_size, segment_selector_size
+	}
+	b = le.AppendUint32(b, uint32(len(hdr)))
+	b = append(b, hdr...)
+	b = append(b, prog...)
+	return append(le.AppendUint32(nil, uint32(len(b))), b...)
+}
+
+func TestLineProgram(t *testing.T) {
+	for _, v := range []int{4, 5} {
+		p, err := readLineProg(lineProgram(v), 0, &debugSections{}, binary.LittleEndian)
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		var st lineState
+		st.reset()
+		var rows []string
+		for {
+			r, err := p.next(&st)
+			if err == errProgEnd {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, fmt.Sprintf("%#x %s:%d %v", r.addr, p.path(r.file), r.line, r.end))
+		}
+		want := []string{"0x1000 dir/a.c:3 false", "0x1004 dir/a.c:4 false", "0x1008 dir/a.c:4 false", "0x1008 dir/a.c:4 true"}
+		if fmt.Sprint(rows) != fmt.Sprint(want) {
+			t.Errorf("version %d: rows %q, want %q", v, rows, want)
+		}
+	}
+}
+
+// A line program from the file decodes without panicking, whatever it
+// holds, in bounded time.
+func FuzzLineProgram(f *testing.F) {
+	f.Add(lineProgram(4))
+	f.Add(lineProgram(5))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := readLineProg(b, 0, &debugSections{str: b, extra: map[string][]byte{".debug_line_str": b}}, binary.LittleEndian)
+		if err != nil {
+			return
+		}
+		var st lineState
+		st.reset()
+		for range 1 << 16 {
+			r, err := p.next(&st)
+			if err != nil {
+				return
+			}
+			_ = p.path(r.file)
+		}
+	})
+}
+
+// unitSeed is a .debug_abbrev and .debug_info of one DWARF 5 unit whose
+// DIE has DW_AT_stmt_list 0x20 (sec_offset) and DW_AT_comp_dir "/build"
+// (string), the abbreviations' length first.
+func unitSeed() []byte {
+	abbrev := []byte{1, 0x11, 1, 0x10, 0x17, 0x1b, 0x08, 0, 0, 0}
+	info := []byte{0, 0, 0, 0, 5, 0, 1, 8, 0, 0, 0, 0, 1, 0x20, 0, 0, 0}
+	info = append(info, "/build\x00"...)
+	binary.LittleEndian.PutUint32(info, uint32(len(info)-4))
+	return append(append([]byte{byte(len(abbrev))}, abbrev...), info...)
+}
+
+// splitSeed splits fuzz input at its first byte's value into
+// .debug_abbrev and .debug_info.
+func splitSeed(b []byte) (*debugSections, bool) {
+	if len(b) < 1 || int(b[0]) >= len(b) {
+		return nil, false
+	}
+	return &debugSections{abbrev: b[1 : 1+int(b[0])], info: b[1+int(b[0]):], extra: map[string][]byte{}}, true
+}
+
+func TestUnitLineAttrs(t *testing.T) {
+	secs, _ := splitSeed(unitSeed())
+	units, err := parseUnits(secs.info, binary.LittleEndian)
+	if err != nil || len(units) != 1 {
+		t.Fatal(units, err)
+	}
+	stmt, dir, ok, err := unitLineAttrs(secs.info, units[0], secs, binary.LittleEndian)
+	if stmt != 0x20 || dir != "/build" || !ok || err != nil {
+		t.Errorf("stmt_list %#x, comp_dir %q, %v, %v", stmt, dir, ok, err)
+	}
+}
+
+// A unit's first DIE decodes without panicking, whatever the unit and its
+// abbreviations hold.
+func FuzzUnitLineAttrs(f *testing.F) {
+	f.Add(unitSeed())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		secs, ok := splitSeed(b)
+		if !ok {
+			return
+		}
+		units, err := parseUnits(secs.info, binary.LittleEndian)
+		if err != nil {
+			return
+		}
+		for _, u := range units {
+			unitLineAttrs(secs.info[u.hdr:u.end], u, secs, binary.LittleEndian)
+		}
+	})
+}
