@@ -1,6 +1,7 @@
 package kdwarf
 
 import (
+	"errors"
 	"os"
 	"syscall"
 	"testing"
@@ -127,6 +128,37 @@ func BenchmarkSymbols(b *testing.B) {
 			}
 			if _, _, ok := f.SymbolAt(s.Value + 1); !ok {
 				b.Fatal("SymbolAt")
+			}
+			f.Close()
+		}
+	})
+}
+
+// BenchmarkLineAt opens the vmlinux and looks up the lines of 1,000
+// functions spread over it (about 600 compile units): the line index, and
+// the line programs of those units decoded once each.
+func BenchmarkLineAt(b *testing.B) {
+	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
+		f0, err := Open(k.Vmlinux())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var addrs []uint64
+		for _, s := range sampleFuncs(b, f0, map[string]bool{".text": true}, 1000) {
+			addrs = append(addrs, s.Value+s.Size/2)
+		}
+		f0.Close()
+		b.ReportAllocs()
+		defer reportCPU(b, cpuTime())
+		for b.Loop() {
+			f, err := Open(k.Vmlinux())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, a := range addrs {
+				if _, err := f.LineAt(a); err != nil && !errors.Is(err, ErrNotFound) {
+					b.Fatal(err)
+				}
 			}
 			f.Close()
 		}

@@ -47,4 +47,11 @@
 // addresses; the caller applies any KASLR offset. Per-CPU variables live in
 // section ".data..percpu" and their value is the offset within the per-CPU
 // area. For a relocatable module, values are relative to their Section.
+//
+// # Source lines
+//
+// [File.LineAt] (a vmlinux, by link-time address) and [File.SectionLineAt]
+// (a module's .ko, by section and offset) read the line table of the one
+// compile unit holding the address, found through .debug_aranges, and keep
+// it, bounded, for the next look-up; see LineAt for what is read and why.
 package kdwarf

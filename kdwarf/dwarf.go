@@ -95,13 +95,15 @@ var tagOfKind = map[Kind]dwarf.Tag{
 // debugSections are the debug sections a per-unit dwarf.Data needs.
 type debugSections struct {
 	abbrev, info, str []byte
+	line, ranges      []byte            // for line tables and DWARF 4 unit ranges
+	aranges           []byte            // not given to dwarf.New: read by the line index
 	extra             map[string][]byte // .debug_str_offsets, .debug_addr, ...
 }
 
 // data returns a dwarf.Data over info, which is all of .debug_info or the
 // bytes of one unit.
 func (s *debugSections) data(info []byte) (*dwarf.Data, error) {
-	d, err := dwarf.New(s.abbrev, nil, nil, info, nil, nil, nil, s.str)
+	d, err := dwarf.New(s.abbrev, nil, nil, info, s.line, nil, s.ranges, s.str)
 	if err != nil {
 		return nil, err
 	}

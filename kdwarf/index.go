@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,52 +33,92 @@ type unitSpan struct {
 func parseUnits(info []byte, order binary.ByteOrder) ([]unitSpan, error) {
 	var us []unitSpan
 	for off := uint64(0); off < uint64(len(info)); {
-		rest := info[off:]
-		if len(rest) < 4 {
+		u, err := parseUnit(info[off:min(off+maxUnitHeader, uint64(len(info)))], off, uint64(len(info)), order)
+		if err != nil {
+			return nil, err
+		}
+		if u.end == 0 {
 			break
 		}
-		length := uint64(order.Uint32(rest))
-		hlen := uint64(4)
-		offSize := uint64(4)
-		if length == 0xffffffff {
-			if len(rest) < 12 {
-				return nil, fmt.Errorf("kdwarf: truncated unit header at %#x", off)
-			}
-			length = order.Uint64(rest[4:])
-			hlen, offSize = 12, 8
-		} else if length >= 0xfffffff0 {
-			return nil, fmt.Errorf("kdwarf: bad unit length at %#x", off)
-		}
-		end := off + hlen + length
-		if length > uint64(len(rest))-hlen || len(rest) < int(hlen)+2 {
-			return nil, fmt.Errorf("kdwarf: unit at %#x overruns .debug_info", off)
-		}
-		vers := order.Uint16(rest[hlen:])
-		var h uint64
-		switch {
-		case vers >= 2 && vers <= 4:
-			h = hlen + 2 + offSize + 1
-		case vers == 5:
-			if len(rest) < int(hlen)+3 {
-				return nil, fmt.Errorf("kdwarf: truncated unit header at %#x", off)
-			}
-			h = hlen + 2 + 1 + 1 + offSize
-			switch rest[hlen+2] { // unit_type
-			case 0x04, 0x05: // skeleton, split_compile: dwo_id
-				h += 8
-			case 0x02, 0x06: // type, split_type: signature, type_offset
-				h += 8 + offSize
-			}
-		default:
-			return nil, fmt.Errorf("kdwarf: unsupported DWARF version %d at %#x", vers, off)
-		}
-		if h > hlen+length {
-			return nil, fmt.Errorf("kdwarf: unit at %#x too short", off)
-		}
-		us = append(us, unitSpan{hdr: off, die: off + h, end: end})
-		off = end
+		us = append(us, u)
+		off = u.end
 	}
 	return us, nil
+}
+
+// parseUnitsAt is parseUnits over a section read through r (at offset
+// base, size bytes long), one header at a time: walking thousands of
+// units through a mapping maps a page or more around each header.
+func parseUnitsAt(r io.ReaderAt, base, size uint64, order binary.ByteOrder) ([]unitSpan, error) {
+	var us []unitSpan
+	var buf [maxUnitHeader]byte
+	for off := uint64(0); off < size; {
+		n := min(uint64(len(buf)), size-off)
+		if _, err := r.ReadAt(buf[:n], int64(base+off)); err != nil {
+			return nil, fmt.Errorf("kdwarf: unit header at %#x: %w", off, err)
+		}
+		u, err := parseUnit(buf[:n], off, size, order)
+		if err != nil {
+			return nil, err
+		}
+		if u.end == 0 {
+			break
+		}
+		us = append(us, u)
+		off = u.end
+	}
+	return us, nil
+}
+
+// maxUnitHeader is the longest unit header: DWARF 5, 64-bit, split type unit.
+const maxUnitHeader = 12 + 2 + 1 + 1 + 8 + 8 + 8
+
+// parseUnit reads the unit header in rest (up to maxUnitHeader bytes of
+// the section from off, which is size bytes long). A zero end means the
+// section ends with padding shorter than a header.
+func parseUnit(rest []byte, off, size uint64, order binary.ByteOrder) (unitSpan, error) {
+	if len(rest) < 4 {
+		return unitSpan{}, nil
+	}
+	length := uint64(order.Uint32(rest))
+	hlen := uint64(4)
+	offSize := uint64(4)
+	if length == 0xffffffff {
+		if len(rest) < 12 {
+			return unitSpan{}, fmt.Errorf("kdwarf: truncated unit header at %#x", off)
+		}
+		length = order.Uint64(rest[4:])
+		hlen, offSize = 12, 8
+	} else if length >= 0xfffffff0 {
+		return unitSpan{}, fmt.Errorf("kdwarf: bad unit length at %#x", off)
+	}
+	if length > size-off-hlen || len(rest) < int(hlen)+2 {
+		return unitSpan{}, fmt.Errorf("kdwarf: unit at %#x overruns .debug_info", off)
+	}
+	end := off + hlen + length
+	vers := order.Uint16(rest[hlen:])
+	var h uint64
+	switch {
+	case vers >= 2 && vers <= 4:
+		h = hlen + 2 + offSize + 1
+	case vers == 5:
+		if len(rest) < int(hlen)+3 {
+			return unitSpan{}, fmt.Errorf("kdwarf: truncated unit header at %#x", off)
+		}
+		h = hlen + 2 + 1 + 1 + offSize
+		switch rest[hlen+2] { // unit_type
+		case 0x04, 0x05: // skeleton, split_compile: dwo_id
+			h += 8
+		case 0x02, 0x06: // type, split_type: signature, type_offset
+			h += 8 + offSize
+		}
+	default:
+		return unitSpan{}, fmt.Errorf("kdwarf: unsupported DWARF version %d at %#x", vers, off)
+	}
+	if h > hlen+length {
+		return unitSpan{}, fmt.Errorf("kdwarf: unit at %#x too short", off)
+	}
+	return unitSpan{hdr: off, die: off + h, end: end}, nil
 }
 
 // buildIndex scans the top-level DIEs of every unit, skipping children,

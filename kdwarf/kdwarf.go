@@ -109,6 +109,10 @@ type File struct {
 
 	syms   *symtab
 	symErr error
+
+	// Line tables, indexed on first use.
+	lines    *lineIndex
+	linesErr error
 }
 
 // Open opens a vmlinux or a module (.ko, optionally compressed with xz,
@@ -209,6 +213,7 @@ func (f *File) Close() error {
 	f.closed = true
 	f.dw = nil
 	f.btf = nil
+	f.lines = nil
 	f.release()
 	return nil
 }
@@ -543,44 +548,15 @@ func (f *File) loadDWARF() error {
 // and DWARF with cross-unit references go through one whole-file
 // dwarf.Data (elf.File.DWARF applies relocations).
 func (f *File) openDWARF() (*dwarfTypes, error) {
-	if f.ef.Type != elf.ET_REL && f.raw != nil {
-		sec := map[string][]byte{}
-		ok := true
-		for _, s := range f.ef.Sections {
-			if strings.HasPrefix(s.Name, ".zdebug_") {
-				ok = false
-				break
-			}
-			suffix, isDebug := strings.CutPrefix(s.Name, ".debug_")
-			if !isDebug {
-				continue
-			}
-			b := f.rawSection(s)
-			if b == nil && s.Size > 0 {
-				ok = false
-				break
-			}
-			sec[suffix] = b
+	if secs := f.mappedDebugSections(); secs != nil {
+		if !crossUnitForms(secs.abbrev) {
+			return newDWARFTypes(f, secs, nil)
 		}
-		if ok && len(sec["info"]) > 0 {
-			secs := &debugSections{
-				abbrev: sec["abbrev"], info: sec["info"], str: sec["str"],
-				extra: map[string][]byte{},
-			}
-			for _, name := range []string{"addr", "line_str", "str_offsets", "rnglists", "loclists"} {
-				if b := sec[name]; b != nil {
-					secs.extra[".debug_"+name] = b
-				}
-			}
-			if !crossUnitForms(secs.abbrev) {
-				return newDWARFTypes(f, secs, nil)
-			}
-			d, err := secs.data(secs.info)
-			if err != nil {
-				return nil, err
-			}
-			return newDWARFTypes(f, secs, d)
+		d, err := secs.data(secs.info)
+		if err != nil {
+			return nil, err
 		}
+		return newDWARFTypes(f, secs, d)
 	}
 	d, err := f.ef.DWARF()
 	if err != nil {
@@ -599,6 +575,34 @@ func (f *File) openDWARF() (*dwarfTypes, error) {
 		}
 	}
 	return newDWARFTypes(f, secs, d)
+}
+
+// mappedDebugSections slices the debug sections of a linked, mapped file
+// out of the mapping, or returns nil: for a relocatable object, an
+// unmapped file, compressed sections or no .debug_info.
+func (f *File) mappedDebugSections() *debugSections {
+	if f.ef.Type == elf.ET_REL || f.raw == nil {
+		return nil
+	}
+	sec := map[string][]byte{}
+	for _, s := range f.ef.Sections {
+		if strings.HasPrefix(s.Name, ".zdebug_") {
+			return nil
+		}
+		suffix, isDebug := strings.CutPrefix(s.Name, ".debug_")
+		if !isDebug {
+			continue
+		}
+		b := f.rawSection(s)
+		if b == nil && s.Size > 0 {
+			return nil
+		}
+		sec[suffix] = b
+	}
+	if len(sec["info"]) == 0 {
+		return nil
+	}
+	return sectionsOf(sec)
 }
 
 func normalizeSpaces(s string) string {

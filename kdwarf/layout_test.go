@@ -78,8 +78,10 @@ func object(t testing.TB, flavor string) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if objDir != "" {
-		os.RemoveAll(objDir)
+	for _, d := range []string{objDir, linesDir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
 	}
 	os.Exit(code)
 }

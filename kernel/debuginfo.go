@@ -406,9 +406,12 @@ func allZero(b []byte) bool {
 // ModuleSections returns the run-time address of each of a loaded module's
 // sections, as /sys/module/<name>/sections/ shows them, from
 // mod->sect_attrs: grp.bin_attrs names each section's bin_attribute; the
-// address is the member after it in struct module_sect_attr (up to 6.x) or
-// its private pointer (7.x, where module_sect_attr is gone). Init sections
-// keep their address after init memory is freed.
+// address is the member after it in struct module_sect_attr {battr;
+// address} (kernel/module/sysfs.c up to v6.13, so 6.1 and 6.12) or its
+// private pointer from v6.14, which dropped struct module_sect_attr
+// (attrs[] became struct bin_attribute) and nsections (d8959b947a8d): which
+// one, the type of attrs[] in the kernel's own debuginfo tells. Init
+// sections keep their address after init memory is freed.
 func (k *Kernel) ModuleSections(m Module) (map[string]uint64, error) {
 	mv := k.Object(m.Addr, "struct module")
 	sa := mv.Field("sect_attrs")
@@ -424,8 +427,8 @@ func (k *Kernel) ModuleSections(m Module) (map[string]uint64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel: module %s sections: %w", m.Name, err)
 	}
-	// attrs[] is of struct module_sect_attr up to 6.x, of struct
-	// bin_attribute from 7.x.
+	// attrs[] is of struct module_sect_attr up to v6.13, of struct
+	// bin_attribute from v6.14.
 	av := sv.Field("attrs")
 	if err := av.Err(); err != nil {
 		return nil, err
@@ -597,4 +600,26 @@ func (md *ModuleDebug) SymbolAddr(name string) (uint64, error) {
 		}
 	}
 	return addr, nil
+}
+
+// SectionOf returns the section of the module's debuginfo whose run-time
+// extent (its address in Sections, its size in the file) holds va, and
+// va's offset in it: what kdwarf.File.SectionLineAt takes. Code sections
+// win over others, should extents overlap.
+func (md *ModuleDebug) SectionOf(va uint64) (string, uint64, bool) {
+	name, off, found, code := "", uint64(0), false, false
+	for _, s := range md.File.ELF().Sections {
+		if s.Flags&elf.SHF_ALLOC == 0 || s.Size == 0 {
+			continue
+		}
+		base, ok := md.Sections[s.Name]
+		if !ok || va < base || va-base >= s.Size {
+			continue
+		}
+		isCode := s.Flags&elf.SHF_EXECINSTR != 0
+		if !found || (isCode && !code) {
+			name, off, found, code = s.Name, va-base, true, isCode
+		}
+	}
+	return name, off, found
 }

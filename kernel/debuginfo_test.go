@@ -125,6 +125,11 @@ func checkModuleDebug(t *testing.T, k *kernel.Kernel, md *kernel.ModuleDebug, vm
 			t.Errorf("%s: SymbolAddr(%s) = %#x, kallsyms %#x (section %s)", name, s.Name, addr, s.Addr, sym.Section)
 			bad++
 		case sym.Kind == kdwarf.SymFunc:
+			// The section and offset a source line is looked up at.
+			if sec, off, ok := md.SectionOf(s.Addr); !ok || sec != sym.Section || off != sym.Value {
+				t.Errorf("%s: SectionOf(%s at %#x) = %s+%#x (%v), .symtab %s+%#x", name, s.Name, s.Addr, sec, off, ok, sym.Section, sym.Value)
+				bad++
+			}
 			funcs++
 		default:
 			data++

@@ -49,7 +49,7 @@ func Take(k *kernel.Kernel, w *walk.Walker, c *walk.Census, o Options) (*Summary
 	} else {
 		in.Warnings = append(in.Warnings, err.Error())
 	}
-	if in.Owners, err = Owners(k, w, c); err != nil {
+	if in.Owners, err = Owners(k, w, c, nil); err != nil {
 		return nil, err
 	}
 	if in.Meminfo, err = meminfo.Read(k); err != nil {
@@ -60,8 +60,13 @@ func Take(k *kernel.Kernel, w *walk.Walker, c *walk.Census, o Options) (*Summary
 }
 
 // Owners attributes a census with everything the kernel offers: its
-// modules, its stack depot where it has one, the symbolizer.
-func Owners(k *kernel.Kernel, w *walk.Walker, c *walk.Census) (*owners.Report, error) {
+// modules, its stack depot where it has one, and sym (a new symbolizer
+// when nil).
+func Owners(k *kernel.Kernel, w *walk.Walker, c *walk.Census, sym *symbolize.Symbolizer) (*owners.Report, error) {
+	if sym == nil {
+		sym = symbolize.New(w)
+		defer sym.Close()
+	}
 	mods, merr := k.Modules()
 	d, err := stackdepot.New(k)
 	if err != nil {
@@ -70,7 +75,7 @@ func Owners(k *kernel.Kernel, w *walk.Walker, c *walk.Census) (*owners.Report, e
 		}
 		d = nil
 	}
-	rep, err := owners.Build(w, c, mods, symbolize.New(w), d)
+	rep, err := owners.Build(w, c, mods, sym, d)
 	if err != nil {
 		return nil, err
 	}

@@ -36,17 +36,33 @@ type Frame struct {
 	// module function (kallsyms type t or T).
 	Text bool   `json:"text"`
 	What string `json:"what"`
+	// File and Line are the source line of the call, where the vmlinux or
+	// the module's debuginfo has line tables, once Symbolizer.Line has
+	// looked them up: the line of the instruction before Addr, which is a
+	// return address (a track's caller, a stack frame), so that a call
+	// ending a function is not taken for the function after it (the
+	// kernel's %pB does the same). In inlined code it is the innermost
+	// inlined function's line.
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
 }
 
-// String is the frame as crash's sym prints it: name+0xoff [module].
+// String is the frame as crash's sym prints it, name+0xoff [module], and
+// its source line where known.
 func (f Frame) String() string {
+	var s string
 	switch {
 	case f.Symbol != "" && f.Module != "":
-		return f.Symbol + " [" + f.Module + "]"
+		s = f.Symbol + " [" + f.Module + "]"
 	case f.Symbol != "":
-		return f.Symbol
+		s = f.Symbol
+	default:
+		return fmt.Sprintf("%#x (%s)", uint64(f.Addr), f.Kind)
 	}
-	return fmt.Sprintf("%#x (%s)", uint64(f.Addr), f.Kind)
+	if f.Line > 0 {
+		s += fmt.Sprintf(" %s:%d", f.File, f.Line)
+	}
+	return s
 }
 
 // Code names a code address by itself. Module space that no module holds

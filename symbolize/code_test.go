@@ -84,3 +84,21 @@ func TestCodeAndStack(t *testing.T) {
 		}
 	})
 }
+
+// A frame prints as crash's sym names it, and its source line once known.
+func TestFrameString(t *testing.T) {
+	for _, tc := range []struct {
+		f    symbolize.Frame
+		want string
+	}{
+		{symbolize.Frame{Addr: 0xffffffff8136c189, Kind: symbolize.FrameKernel, Symbol: "__d_alloc+0x29"}, "__d_alloc+0x29"},
+		{symbolize.Frame{Addr: 0xffffffff8136c189, Kind: symbolize.FrameKernel, Symbol: "__d_alloc+0x29", File: "fs/dcache.c", Line: 1776}, "__d_alloc+0x29 fs/dcache.c:1776"},
+		{symbolize.Frame{Addr: 0xffffffffc025e235, Kind: symbolize.FrameModule, Symbol: "grow_by+0x35", Module: "vmleak_test", File: "/tmp/m/vmleak_test.c", Line: 74},
+			"grow_by+0x35 [vmleak_test] /tmp/m/vmleak_test.c:74"},
+		{symbolize.Frame{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit}, "0xffffffffc04c7010 (freed-init-text)"},
+	} {
+		if have := tc.f.String(); have != tc.want {
+			t.Errorf("have %q, want %q", have, tc.want)
+		}
+	}
+}

@@ -312,7 +312,7 @@ func (s *Symbolizer) readArea(va uint64) (Area, error) {
 		caller, err := s.k.Object(vm, "struct vm_struct").Field("caller").Ptr()
 		if err == nil && caller != 0 {
 			if f := s.Code(caller); f.Symbol != "" {
-				a.Caller = f.String()
+				a.Caller = s.Line(f).String()
 			} else {
 				a.Caller = fmt.Sprintf("%#x", caller)
 			}

@@ -9,6 +9,10 @@
 // areas and stacks live inside the direct map or vmalloc space, module
 // memory inside the module mapping space, so those are asked first.
 //
+// Code addresses (track callers, stack frames) are named by Code and
+// Stack; their source lines, from the line tables of the vmlinux and of
+// the modules' debuginfo, by Line, for the frames a caller shows.
+//
 // It reads memory through package kernel, the memory model through
 // kernel/mm and slabs through walk; it renders nothing.
 package symbolize
@@ -50,7 +54,11 @@ type Result struct {
 	Module string       `json:"module,omitempty"`
 	Symbol string       `json:"symbol,omitempty"` // name+0xoff
 	Area   *Area        `json:"vmalloc_area,omitempty"`
-	Error  string       `json:"error,omitempty"`
+	// File and Line are the source line of a code address (kernel or
+	// module text), where line tables are available.
+	File  string `json:"file,omitempty"`
+	Line  int    `json:"line,omitempty"`
+	Error string `json:"error,omitempty"`
 	// Missing is set when memory the answer needed is absent from the
 	// dump: the answer is partial.
 	Missing bool `json:"missing,omitempty"`
@@ -112,11 +120,17 @@ type Symbolizer struct {
 	areasErr  error
 
 	codeCache map[uint64]Frame // Code's answers
+
+	lineCache    map[uint64]srcLine             // Line's answers
+	modDebug     map[uint64]*kernel.ModuleDebug // by struct module; nil: none found
+	lineErrs     []error
+	lineErrFiles map[string]bool
 }
 
-// New makes a Symbolizer over a kernel's slab walker.
+// New makes a Symbolizer over a kernel's slab walker. Close releases the
+// module debuginfo it opens for source lines.
 func New(w *walk.Walker) *Symbolizer {
-	return &Symbolizer{k: w.Kernel(), mm: w.MM(), w: w, modSyms: map[uint64][]kernel.KSym{}}
+	return &Symbolizer{k: w.Kernel(), mm: w.MM(), w: w, modSyms: map[uint64][]kernel.KSym{}, modDebug: map[uint64]*kernel.ModuleDebug{}}
 }
 
 // Warnings are what could not be read while identifying (a module list
@@ -124,7 +138,7 @@ func New(w *walk.Walker) *Symbolizer {
 // without it.
 func (s *Symbolizer) Warnings() []string {
 	var out []string
-	for _, err := range []error{s.modsErr, s.cpuErr, s.tasksErr, s.areasErr} {
+	for _, err := range append([]error{s.modsErr, s.cpuErr, s.tasksErr, s.areasErr}, s.lineErrs...) {
 		if err != nil {
 			out = append(out, err.Error())
 		}
@@ -292,6 +306,10 @@ func (s *Symbolizer) symbol(r *Result, va uint64) bool {
 	r.Kind = KindSymbol
 	r.Symbol = fmt.Sprintf("%s+%#x", sym.Name, d)
 	r.What = fmt.Sprintf("%s+%#x (%s, %s)", sym.Name, d, sym.Kind, sym.Section)
+	if isTextSection(sym.Section) {
+		r.File, r.Line = s.kernelLine(va)
+		r.What += atLine(r.File, r.Line)
+	}
 	return true
 }
 
@@ -303,11 +321,24 @@ func (s *Symbolizer) module(r *Result, va uint64) bool {
 	}
 	r.Kind, r.Module = KindModule, m.Name
 	r.What = fmt.Sprintf("module %s, %s+%#x", m.Name, rg.Kind, va-rg.Base)
-	if name, d, ok := s.moduleSymbol(m, va); ok {
+	if ks, ok := s.moduleKSym(m, va); ok {
+		name, d := kernel.Printable(ks.Name), va-ks.Addr
 		r.Symbol = fmt.Sprintf("%s+%#x", name, d)
 		r.What += fmt.Sprintf(" (%s+%#x [%s])", name, d, m.Name)
+		if ks.Type == 't' || ks.Type == 'T' {
+			r.File, r.Line = s.moduleLine(m, va)
+			r.What += atLine(r.File, r.Line)
+		}
 	}
 	return true
+}
+
+// atLine is " at file:line", or "" where the line is unknown.
+func atLine(file string, line int) string {
+	if line <= 0 {
+		return ""
+	}
+	return fmt.Sprintf(" at %s:%d", file, line)
 }
 
 // moduleAt is the loaded module whose memory holds va, and the region.
@@ -319,12 +350,4 @@ func (s *Symbolizer) moduleAt(va uint64) (*kernel.Module, kernel.ModuleRange, bo
 		}
 	}
 	return nil, kernel.ModuleRange{}, false
-}
-
-func (s *Symbolizer) moduleSymbol(m *kernel.Module, va uint64) (string, uint64, bool) {
-	ks, ok := s.moduleKSym(m, va)
-	if !ok {
-		return "", 0, false
-	}
-	return kernel.Printable(ks.Name), va - ks.Addr, true
 }

@@ -144,6 +144,8 @@ func TestGoldenWhatis(t *testing.T) {
 		{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "vmleak_test_obj object 0 at 0xffff8ca5c246b000+0x50 (232 bytes), allocated; slab 0xfffffbef00091ac0, cache 0xffff8ca5c244bf00"},
 		{Addr: 0xffffffffc0000000, Kind: "unknown", What: "not a slab object, symbol, module, vmalloc or vmemmap address"},
 		{Addr: 0xffff8ca5c0000000, Kind: "direct-map", Error: "walk: struct page of 0xffff8ca5c0000000: missing"},
+		{Addr: 0xffffffffbc7e3d50, Kind: "symbol", Symbol: "kmem_cache_free+0x10", File: "mm/slub.c", Line: 3803,
+			What: "kmem_cache_free+0x10 (func, .text) at mm/slub.c:3803"},
 	} {
 		writeWhatis(&b, r)
 	}
@@ -153,7 +155,8 @@ func TestGoldenWhatis(t *testing.T) {
 func TestGoldenWhatisJSON(t *testing.T) {
 	o := &walk.Object{Cache: "vmleak_test_obj", CacheAddr: 0xffff8ca5c244bf00, Slab: 0xfffffbef00091ac0, Index: 0,
 		Addr: 0xffff8ca5c246b000, Offset: 0x50, Size: 232, Allocated: true}
-	b, err := json.MarshalIndent([]symbolize.Result{{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "...", Object: o}}, "", "  ")
+	b, err := json.MarshalIndent([]symbolize.Result{{Addr: 0xffff8ca5c246b050, Kind: "slab", What: "...", Object: o},
+		{Addr: 0xffffffffbc7e3d50, Kind: "symbol", Symbol: "kmem_cache_free+0x10", File: "mm/slub.c", Line: 3803, What: "..."}}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,19 +291,22 @@ func TestGoldenModules(t *testing.T) {
 }
 
 func sampleOwners() *owners.Report {
-	mod := func(addr uint64, sym, module string) symbolize.Frame {
-		return symbolize.Frame{Addr: kernel.Hex(addr), Kind: symbolize.FrameModule, Symbol: sym, Module: module, Text: true}
+	mod := func(addr uint64, sym, module string, line int) symbolize.Frame {
+		return symbolize.Frame{Addr: kernel.Hex(addr), Kind: symbolize.FrameModule, Symbol: sym, Module: module, Text: true,
+			File: "/build/" + module + ".c", Line: line}
 	}
-	kern := func(addr uint64, sym string) symbolize.Frame {
-		return symbolize.Frame{Addr: kernel.Hex(addr), Kind: symbolize.FrameKernel, Symbol: sym, Section: ".text", Text: true}
+	kern := func(addr uint64, sym, file string, line int) symbolize.Frame {
+		return symbolize.Frame{Addr: kernel.Hex(addr), Kind: symbolize.FrameKernel, Symbol: sym, Section: ".text", Text: true, File: file, Line: line}
 	}
 	freedInit := symbolize.Frame{Addr: 0xffffffffc04c7010, Kind: symbolize.FrameFreedInit}
-	initcall := []symbolize.Frame{freedInit, kern(0xffffffff81002a59, "do_one_initcall+0x59"), kern(0xffffffff8114f54a, "do_init_module+0x4a")}
-	leak := append([]symbolize.Frame{kern(0xffffffff812c3a49, "__kmalloc+0x49"), mod(0xffffffffc025e02a, "vmleak_test_leak+0x2a", "vmleak_test")}, initcall...)
-	peer := append([]symbolize.Frame{mod(0xffffffffc034a02a, "vmleak_peer_leak+0x2a", "vmleak_peer")}, initcall...)
-	grow := append([]symbolize.Frame{mod(0xffffffffc025e235, "grow_by+0x35", "vmleak_test")}, initcall...)
-	growParam := []symbolize.Frame{mod(0xffffffffc025e235, "grow_by+0x35", "vmleak_test"), mod(0xffffffffc025e2b0, "grow_set+0x30", "vmleak_test"),
-		kern(0xffffffff810c1d20, "param_attr_store+0x90")}
+	initcall := []symbolize.Frame{freedInit, kern(0xffffffff81002a59, "do_one_initcall+0x59", "init/main.c", 1296),
+		kern(0xffffffff8114f54a, "do_init_module+0x4a", "kernel/module/main.c", 2455)}
+	leak := append([]symbolize.Frame{kern(0xffffffff812c3a49, "__kmalloc+0x49", "mm/slab_common.c", 967),
+		mod(0xffffffffc025e02a, "vmleak_test_leak+0x2a", "vmleak_test", 125)}, initcall...)
+	peer := append([]symbolize.Frame{mod(0xffffffffc034a02a, "vmleak_peer_leak+0x2a", "vmleak_peer", 53)}, initcall...)
+	grow := append([]symbolize.Frame{mod(0xffffffffc025e235, "grow_by+0x35", "vmleak_test", 82)}, initcall...)
+	growParam := []symbolize.Frame{mod(0xffffffffc025e235, "grow_by+0x35", "vmleak_test", 82), mod(0xffffffffc025e2b0, "grow_set+0x30", "vmleak_test", 104),
+		kern(0xffffffff810c1d20, "param_attr_store+0x90", "kernel/params.c", 596)}
 	return &owners.Report{
 		Schema: owners.ReportSchema, Tracked: true,
 		Owners: []owners.OwnerShare{

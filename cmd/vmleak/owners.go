@@ -31,7 +31,9 @@ never guessed. --sites lists the call sites of tracked allocations, and
 --stacks each site's full stacks; --freed lists instead where the free
 objects were last freed (their free tracks), for use-after-free forensics.
 --module and --cache keep one owner or one cache; --csv prints the owners'
-shares (or with --sites, the call sites) as CSV.
+shares (or with --sites, the call sites) as CSV. Call sites show their
+source file:line where the vmlinux or the module's debuginfo
+(--debuginfo-dir) has line tables.
 
 ` + exitCodesHelp,
 		Example: `  vmleak owners vmcore
@@ -49,7 +51,9 @@ shares (or with --sites, the call sites) as CSV.
 			if freed {
 				return writeFreed(c, g, k, w, cen, module, cache, stacks)
 			}
-			rep, err := buildOwners(k, w, cen)
+			sym := symbolize.New(w)
+			defer sym.Close()
+			rep, err := buildOwners(k, w, cen, sym)
 			if err != nil {
 				return err
 			}
@@ -73,6 +77,14 @@ shares (or with --sites, the call sites) as CSV.
 				}
 			}
 			rep.References = keepRefs
+			// Source lines only for the frames printed: they cost more
+			// than names.
+			switch {
+			case g.json:
+				siteLines(sym, rep.Sites, true)
+			case sites || stacks:
+				siteLines(sym, rep.Sites, stacks)
+			}
 			out := c.OutOrStdout()
 			switch {
 			case g.json:
@@ -116,7 +128,9 @@ func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Wa
 	if err != nil {
 		d = nil
 	}
-	sites, warnings, err := owners.Freed(w, symbolize.New(w), d)
+	sym := symbolize.New(w)
+	defer sym.Close()
+	sites, warnings, err := owners.Freed(w, sym, d)
 	if err != nil {
 		return classify(err)
 	}
@@ -126,6 +140,7 @@ func writeFreed(c *cobra.Command, g *globalOptions, k *kernel.Kernel, w *walk.Wa
 			keep = append(keep, s)
 		}
 	}
+	siteLines(sym, keep, g.json || stacks)
 	out := c.OutOrStdout()
 	if g.json {
 		if err := writeJSON(out, keep); err != nil {
@@ -155,10 +170,24 @@ func siteName(s owners.Site) string {
 	return kernel.Printable(s.Caller.String())
 }
 
+// siteLines looks up the source lines of the frames that will be printed:
+// the sites' callers, and with stacks their stacks' frames.
+func siteLines(sym *symbolize.Symbolizer, sites []owners.Site, stacks bool) {
+	for i := range sites {
+		sites[i].Caller = sym.Line(sites[i].Caller)
+		if stacks {
+			sym.Lines(sites[i].Stack)
+			for _, st := range sites[i].Stacks {
+				sym.Lines(st.Frames)
+			}
+		}
+	}
+}
+
 // buildOwners attributes a census: modules, stack depot (where the kernel
-// has one) and symbolizer wired to owners.Build.
-func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (*owners.Report, error) {
-	rep, err := summary.Owners(k, w, cen)
+// has one) and sym wired to owners.Build.
+func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census, sym *symbolize.Symbolizer) (*owners.Report, error) {
+	rep, err := summary.Owners(k, w, cen, sym)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -167,7 +196,9 @@ func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (*owners.Re
 
 // cacheOwners is slabs --owners' column: each cache's owning modules.
 func (g *globalOptions) cacheOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census) (map[string]string, error) {
-	rep, err := buildOwners(k, w, cen)
+	sym := symbolize.New(w)
+	defer sym.Close()
+	rep, err := buildOwners(k, w, cen, sym)
 	if err != nil {
 		return nil, err
 	}

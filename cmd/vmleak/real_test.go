@@ -326,6 +326,14 @@ func TestOwnersCommand(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "vmleak_test_obj") || !strings.Contains(out, "[vmleak_test]") {
 		t.Errorf("exit %d\n%s\n%s", code, out, errs)
 	}
+	// With the kernel's directory as a debuginfo root, call sites have
+	// their source lines: the test module's from its unstripped .ko.
+	root := s.Path(filepath.Dir(s.KernelJSON))
+	code, out, errs = vmleak(t, "owners", s.DumpPath(s.Dumps[0]), "--vmlinux", s.Vmlinux(), "--debuginfo-dir", root, "--sites")
+	if code != ExitOK || !regexp.MustCompile(`(?m) grow_by\+0x[0-9a-f]+ \[vmleak_test\] \S+/vmleak_test\.c:\d+$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m) __d_alloc\+0x[0-9a-f]+ fs/dcache\.c:\d+$`).MatchString(out) {
+		t.Errorf("owners --sites with debuginfo: exit %d, no source lines\n%s\n%s", code, out, errs)
+	}
 	code, out, errs = vmleak(t, "owners", s.DumpPath(s.Dumps[0]), "--vmlinux", s.Vmlinux(), "--freed")
 	if code != ExitOK || !strings.Contains(out, "FREED BY") || !strings.Contains(out, "+0x") {
 		t.Errorf("owners --freed: exit %d\n%s\n%s", code, out, errs)

@@ -45,6 +45,7 @@ vmalloc area (and its caller) or which direct-map page frame it is in.
 			}
 			defer k.Close()
 			sym := symbolize.New(w)
+			defer sym.Close()
 			var res []symbolize.Result
 			partial := false
 			for _, a := range addrs {
