@@ -52,7 +52,8 @@ type Walker struct {
 	enc         atomic.Int32
 	rcuFreeSlab uint64
 
-	// lost counts caches that could not be read: the census is partial.
+	// lost counts caches that could not be read, or whose name could not
+	// be: the census is partial.
 	lost int
 
 	trackL trackLayout // struct track and SLAB_STORE_USER, probed on first use
@@ -206,6 +207,7 @@ func (w *Walker) readCache(va uint64) (*cacheInfo, error) {
 	if err != nil {
 		name = fmt.Sprintf("<unreadable name at %#x>", namePtr)
 		w.warnf("cache %#x: %v", va, err)
+		w.lost++ // New runs readCache on one goroutine
 	}
 	name = kernel.Printable(name)
 	order := oo >> 16
