@@ -17,15 +17,15 @@ const EvidenceTrack = "alloc-track"
 // Site is the allocated objects of one cache whose allocation tracks name
 // one call site.
 type Site struct {
-	Cache   string          `json:"cache"`
-	Caller  symbolize.Frame `json:"caller"`
-	Module  string          `json:"module,omitempty"` // "" for the kernel or where unknown
+	Cache  string          `json:"cache"`
+	Caller symbolize.Frame `json:"caller"`
+	Module string          `json:"module,omitempty"` // "" for the kernel or where unknown
 	// Owner is whom the report counts the objects for: Module, else
 	// OwnerKernel for a kernel caller; where the track names no one,
 	// OwnerUnattributed, or in Build the module owning the cache.
 	Owner   string `json:"owner"`
 	Objects int64  `json:"objects"`
-	Bytes   int64           `json:"bytes"` // objects × the cache's object size
+	Bytes   int64  `json:"bytes"` // objects × the cache's object size
 	// Stack is the site's most common stack (by objects), as saved by the
 	// kernel; Stacks all of them.
 	Stack  []symbolize.Frame `json:"stack,omitempty"`

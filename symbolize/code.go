@@ -188,7 +188,7 @@ func (s *Symbolizer) initFrame(frames []uint64, j int) bool {
 		return callee.Symbol != "" && strings.SplitN(callee.Symbol, "+", 2)[0] == strings.TrimSuffix(s.Code(target).Symbol, "+0x0")
 	case b[4] == 0xff && b[5]&0xf8 == 0xd0, // call *%reg
 		b[3] == 0x41 && b[4] == 0xff && b[5]&0xf8 == 0xd0, // call *%r8..%r15
-		b[0] == 0xff && b[1] == 0x15: // call *disp32(%rip)
+		b[0] == 0xff && b[1] == 0x15:                      // call *disp32(%rip)
 		return true
 	}
 	return false
