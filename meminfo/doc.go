@@ -2,8 +2,9 @@
 //
 // Read computes every line the way fs/proc/meminfo.c meminfo_proc_show
 // does on the dumped kernel (checked against the Debian 6.1, 6.12 and 7.2
-// sources), from the kernel's own state; WriteText prints the lines in the
-// kernel's exact format.
+// sources; 5.10 differs in SwapCached and SecPageTables, below), from the
+// kernel's own state; WriteText prints the lines in the kernel's exact
+// format.
 //
 // # Sources
 //
@@ -23,7 +24,10 @@
 //     node (node_states[N_ONLINE], node_data[]).
 //   - Buffers: nr_blockdev_pages(): Σ i_mapping->nrpages over
 //     blockdev_superblock->s_inodes (bounded, cycle-checked walk).
-//     Cached: NR_FILE_PAGES − NR_SWAPCACHE − Buffers, at least 0.
+//     Cached: NR_FILE_PAGES − SwapCached − Buffers, at least 0.
+//   - SwapCached: total_swapcache_pages(): NR_SWAPCACHE from b6038942480e
+//     (v5.12); before it (5.10) Σ nrpages of swapper_spaces[type][] over the
+//     swap types below nr_swapfiles whose swap_info is set (and SWP_VALID).
 //   - SwapTotal/SwapFree: si_swapinfo(): total_swap_pages / nr_swap_pages plus
 //     the in-use pages of swap areas being swapped off (SWP_USED and not
 //     SWP_WRITEOK; inuse_pages, masked on 6.13+ where it is atomic_long_t).
@@ -51,15 +55,16 @@
 // (NR_UNACCEPTED), Balloon and GPU* (their node stats), the HugeTLB lines
 // (hstates). Bounce and WritebackTmp are printed as constant 0 by kernels
 // that dropped NR_BOUNCE / NR_WRITEBACK_TEMP (7.x), NFS_Unstable and
-// VmallocChunk always. A line the kernel prints but whose source cannot be
-// read (or, for SecPageTables, is missing) is left out with a warning in
-// Meminfo.Warnings; nothing is invented.
+// VmallocChunk always; SecPageTables from 6.0 (NR_SECONDARY_PAGETABLE). A
+// line the kernel prints but whose source cannot be read is left out with a
+// warning in Meminfo.Warnings; nothing is invented.
 //
 // # Agreement with the guest
 //
 // The tests compare Read with the guest's own /proc/meminfo captured just
 // before each fixture dump (and just after, for QEMU dumps), for every dump
-// of every fixture (6.1 incl. 5-level paging, NUMA, kdump; 6.12; 7.2), and,
+// of every fixture (5.10 kdump and QEMU; 6.1 incl. 5-level paging, NUMA,
+// kdump; 6.12; 7.2), and,
 // where the fixture has it, with crash's `kmem -i` of the same dump.
 //
 // Exact on every dump: the line names and their order; MemTotal, Buffers,
@@ -73,9 +78,10 @@
 // Percpu, Hugepagesize, DirectMap4k and DirectMap2M are non-zero in the
 // fixtures' guests; the others are 0 in every one (no block I/O, swap,
 // hugetlb, THP, CMA, ...), so for them equality shows only that 0 is read
-// as 0, and the test keeps them in a separate, named list. On the 6.1 fixtures, MemTotal, MemFree,
-// Buffers, Cached and CommitLimit also equal crash's `kmem -i` on the same
-// dump (the fixtures' crash cannot read the 6.12 and 7.2 dumps).
+// as 0, and the test keeps them in a separate, named list. On the 5.10 and
+// 6.1 fixtures, MemTotal, MemFree, Buffers, Cached and CommitLimit also equal
+// crash's `kmem -i` on the same dump (the fixtures' crash cannot read the
+// 6.12 and 7.2 dumps).
 //
 // Not equal to the capture, because the capture itself moves them: a `cat`
 // process runs while /proc/meminfo is read and the other captures fork more

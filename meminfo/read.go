@@ -210,8 +210,14 @@ func (r *reader) lines() {
 	swap := r.hasSym("nr_swap_pages")
 	swapCache := ns("NR_SWAPCACHE")
 	swapCacheSrc := "vm_node_stat[NR_SWAPCACHE]"
-	if !swap {
+	switch {
+	case !swap:
 		swapCache, swapCacheSrc = zero, "0 (CONFIG_SWAP off)"
+	case !r.hasEnum("NR_SWAPCACHE"):
+		// The node stat came with b6038942480e (v5.12); before it
+		// total_swapcache_pages() sums the swap address spaces (5.10).
+		swapCache = func() (int64, error) { return r.once("swapcache", r.swapSpaces) }
+		swapCacheSrc = "total_swapcache_pages(): Σ swapper_spaces[type][0..nr_swapper_spaces[type]).nrpages over the valid swap types"
 	}
 
 	r.pages("MemTotal", "_totalram_pages", r.totalram)
@@ -276,10 +282,11 @@ func (r *reader) lines() {
 		r.add("ShadowCallStack", "kB", "vm_node_stat[NR_KERNEL_SCS_KB] (kept in kB)", ns("NR_KERNEL_SCS_KB"))
 	}
 	r.pages("PageTables", "vm_node_stat[NR_PAGETABLE]", ns("NR_PAGETABLE"))
+	// The line came with its node stat (ebc97a52b5d6, v6.0): the debuginfo's
+	// enum node_stat_item is the kernel's whole list, so without the item
+	// the kernel does not print the line (5.10).
 	if r.hasEnum("NR_SECONDARY_PAGETABLE") {
 		r.pages("SecPageTables", "vm_node_stat[NR_SECONDARY_PAGETABLE]", ns("NR_SECONDARY_PAGETABLE"))
-	} else {
-		r.warnf("SecPageTables: left out: no NR_SECONDARY_PAGETABLE in this kernel (kernels before 6.0 do not print the line)")
 	}
 	r.pages("NFS_Unstable", "0 (constant since 5.8)", zero)
 	if r.hasEnum("NR_BOUNCE") {
@@ -472,6 +479,78 @@ func (r *reader) buffers() (int64, error) {
 // ---- swap ----
 
 // swapinfo is si_swapinfo(): totalswap and freeswap in pages.
+// swapSpaces is total_swapcache_pages() of kernels before v5.12: the pages
+// of every swap type's address spaces, for the types below nr_swapfiles
+// whose swap_info is set and (where the flag exists, v5.6 to v5.15) has
+// SWP_VALID, as get_swap_device() requires.
+func (r *reader) swapSpaces() (int64, error) {
+	n, err := r.k.GlobalInt("nr_swapfiles", "unsigned int")
+	if err != nil {
+		return 0, err
+	}
+	info, infoSize, err := r.symAddr("swap_info")
+	if err != nil {
+		return 0, err
+	}
+	spaces, spacesSize, err := r.symAddr("swapper_spaces")
+	if err != nil {
+		return 0, err
+	}
+	counts, _, err := r.symAddr("nr_swapper_spaces")
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 || uint64(n) > infoSize/8 || uint64(n) > spacesSize/8 {
+		return 0, fmt.Errorf("nr_swapfiles %d beyond swap_info[%d] or swapper_spaces[%d]", n, infoSize/8, spacesSize/8)
+	}
+	var valid uint64
+	if v, err := r.enum("SWP_VALID"); err == nil {
+		valid = uint64(v)
+	}
+	asSize, err := r.k.SizeOf("struct address_space")
+	if err != nil {
+		return 0, err
+	}
+	var pages int64
+	for t := range n {
+		p, err := r.k.ReadPtr(info + uint64(t)*8)
+		if err != nil {
+			return 0, fmt.Errorf("swap_info[%d]: %w", t, err)
+		}
+		if p == 0 {
+			continue
+		}
+		flags, err := r.k.Object(p, "struct swap_info_struct").Field("flags").Uint()
+		if err != nil {
+			return 0, err
+		}
+		if flags&valid != valid {
+			continue
+		}
+		sp, err := r.k.ReadPtr(spaces + uint64(t)*8)
+		if err != nil {
+			return 0, fmt.Errorf("swapper_spaces[%d]: %w", t, err)
+		}
+		nr, err := r.k.Object(counts+uint64(t)*4, "unsigned int").Uint()
+		if err != nil {
+			return 0, fmt.Errorf("nr_swapper_spaces[%d]: %w", t, err)
+		}
+		// One space per 64 MiB of swap (SWAP_ADDRESS_SPACE_SHIFT 14): a
+		// 16 TiB swap area has 2^18.
+		if sp == 0 || nr > 1<<18 {
+			return 0, fmt.Errorf("swap type %d: swapper_spaces %#x, nr_swapper_spaces %d", t, sp, nr)
+		}
+		for j := range nr {
+			v, err := r.k.Object(sp+j*uint64(asSize), "struct address_space").Field("nrpages").Int()
+			if err != nil {
+				return 0, fmt.Errorf("swapper_spaces[%d][%d]: %w", t, j, err)
+			}
+			pages += v
+		}
+	}
+	return pages, nil
+}
+
 func (r *reader) swapinfo() (total, free int64, err error) {
 	tot, err := r.k.GlobalInt("total_swap_pages", "long")
 	if err != nil {

@@ -25,7 +25,10 @@ type cpuArea struct {
 // perCPU is an address in some CPU's per-CPU area: the first chunk, which
 // holds the static per-CPU variables (.data..percpu, linked at 0 on x86_64
 // SMP, at its load address on 7.x) and the reserved and dynamic parts, one
-// unit of pcpu_unit_size bytes per CPU at __per_cpu_start + __per_cpu_offset[cpu].
+// unit per CPU at __per_cpu_start + __per_cpu_offset[cpu]. Of each unit of
+// pcpu_unit_size bytes only the first chunk's part is per-CPU memory: an
+// embedded first chunk gives the rest of every unit back to the page
+// allocator at boot (pcpu_embed_first_chunk), and slabs live there.
 func (s *Symbolizer) perCPU(r *Result, va uint64) bool {
 	s.cpuOnce.Do(func() { s.cpus, s.cpuErr = s.readCPUAreas() })
 	for _, a := range s.cpus {
@@ -63,11 +66,45 @@ func (s *Symbolizer) readCPUAreas() ([]cpuArea, error) {
 	if unit <= 0 || unit > maxUnitSize {
 		return nil, fmt.Errorf("symbolize: pcpu_unit_size %d is implausible", unit)
 	}
+	size := uint64(unit)
+	if used, ok := s.firstChunkEnd(); ok && used <= size {
+		size = used
+	}
 	var out []cpuArea
 	for cpu, off := range offs {
-		out = append(out, cpuArea{cpu: cpu, base: start + off, size: uint64(unit)})
+		out = append(out, cpuArea{cpu: cpu, base: start + off, size: size})
 	}
 	return out, nil
+}
+
+// firstChunkEnd is where the first chunk's dynamic region ends, as an
+// offset into a unit: pcpu_first_chunk (the chunk serving it, whether or
+// not a reserved chunk precedes it) maps nr_pages pages from its page-aligned
+// base_addr, less end_offset bytes (start_offset and end_offset since
+// 40064aeca35c, v4.14), and units start at pcpu_base_addr. Not ok where the
+// kernel lacks any of these.
+func (s *Symbolizer) firstChunkEnd() (uint64, bool) {
+	k := s.k
+	base, err := k.Var("pcpu_base_addr", "unsigned long").Uint()
+	if err != nil {
+		return 0, false
+	}
+	cp, err := k.Var("pcpu_first_chunk", "unsigned long").Uint()
+	if err != nil || cp == 0 {
+		return 0, false
+	}
+	c := k.Object(cp, "struct pcpu_chunk")
+	addr, err1 := c.Field("base_addr").Uint()
+	pages, err2 := c.Field("nr_pages").Int()
+	endOff, err3 := c.Field("end_offset").Int()
+	if err := errors.Join(err1, err2, err3); err != nil || pages <= 0 || endOff < 0 {
+		return 0, false
+	}
+	end := addr + uint64(pages)*s.mm.PageSize() - uint64(endOff)
+	if addr < base || end <= base {
+		return 0, false
+	}
+	return end - base, true
 }
 
 // perCPUSymbol is the static per-CPU variable at an offset into a unit.

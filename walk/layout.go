@@ -15,7 +15,8 @@
 //
 // Kernel versions are handled by probing types, never by version numbers:
 //   - struct slab split from struct page: d122019bf061 (v5.17); before it the
-//     same fields live in struct page (RHEL 8's 4.18) and are read from there.
+//     same fields live in struct page (RHEL 8's 4.18, Debian 11's 5.10) and
+//     are read from there, and kmem_cache_cpu names its slab "page".
 //   - struct slab fields rearranged: 130d4df57390 (v6.2).
 //   - PG_slab became a page type: 46df8e73a4a3 (v6.10), one type per page in
 //     the top byte of page_type (PGTY_slab): 4ffca5a96678 (v6.12).

@@ -13,8 +13,8 @@ import (
 // walk so that it can check it: it shares none of walk's code (no layout
 // probe, no page scanner, no freelist walker) and reads every kernel
 // structure by field name through kernel.Value, one field at a time. It is
-// slow and knows only the kernels the fixtures run (6.1 and 6.12 SLUB on
-// x86_64); it refuses what it does not know instead of guessing.
+// slow and knows only the kernels the fixtures run (5.10, 6.1 and 6.12 SLUB
+// on x86_64); it refuses what it does not know instead of guessing.
 //
 // What it does, as the kernel defines it:
 //   - every section of mem_section with SECTION_HAS_MEM_MAP, up to
@@ -24,10 +24,13 @@ import (
 //     slab when PG_slab is set in page->flags (before v6.10) or when the top
 //     byte of page_type is PGTY_slab (4ffca5a96678, v6.12);
 //   - struct slab (d122019bf061, v5.17) overlays it: slab_cache, freelist,
-//     and the objects bitfield;
+//     and the objects bitfield; before it (5.10) they are struct page's own
+//     members, and kmem_cache_cpu names its slab "page", not "slab"
+//     (bb192ed9aa71, v5.17);
 //   - a slab queued by call_rcu (SLAB_TYPESAFE_BY_RCU, rcu_head.func ==
-//     rcu_free_slab) is already gone from the kernel's counters: counted
-//     apart, not as a slab;
+//     rcu_free_slab; the member is named callback_head in debuginfo, since
+//     include/linux/types.h #defines rcu_head so) is already gone from the
+//     kernel's counters: counted apart, not as a slab;
 //   - the free objects are the slab's own freelist plus the freelist of
 //     every CPU whose kmem_cache_cpu.slab is this slab; each link is stored
 //     at object + kmem_cache.offset, encoded with CONFIG_SLAB_FREELIST_HARDENED
@@ -119,6 +122,10 @@ func naiveCensus(k *kernel.Kernel, names []string) (map[uint64]*naiveCount, erro
 		return nil, err
 	}
 	cpuHeads := map[uint64][]uint64{} // struct slab address -> freelist heads
+	cpuSlab := "slab"
+	if !k.Object(0, "struct kmem_cache_cpu").HasField(cpuSlab) {
+		cpuSlab = "page"
+	}
 	for va, c := range caches {
 		pcp, err := k.Object(va, "struct kmem_cache").Field("cpu_slab").Ptr()
 		if err != nil {
@@ -126,7 +133,7 @@ func naiveCensus(k *kernel.Kernel, names []string) (map[uint64]*naiveCount, erro
 		}
 		for cpu, off := range offs {
 			kcc := k.Object(pcp+off, "struct kmem_cache_cpu")
-			slab, err := kcc.Field("slab").Ptr()
+			slab, err := kcc.Field(cpuSlab).Ptr()
 			if err != nil {
 				return nil, fmt.Errorf("cache %s CPU %d: %w", c.Name, cpu, err)
 			}
@@ -195,6 +202,10 @@ func naiveCensus(k *kernel.Kernel, names []string) (map[uint64]*naiveCount, erro
 	if a, err := k.Symbol("rcu_free_slab"); err == nil {
 		rcuFree = a
 	}
+	slabType := "struct slab"
+	if _, err := k.TypeOf(slabType); err != nil {
+		slabType = "struct page"
+	}
 
 	// Every present section's struct pages.
 	highest, err := k.Var("__highest_present_section_nr", "unsigned long").Uint()
@@ -245,7 +256,7 @@ func naiveCensus(k *kernel.Kernel, names []string) (map[uint64]*naiveCount, erro
 				}
 				pfn := pfn0 + i
 				slabVA := memmap + pfn*pageSize
-				if err := naiveSlab(k, caches, cpuHeads, slabVA, pageOffset+pfn*naivePageSize, rcuFree); err != nil {
+				if err := naiveSlab(k, caches, cpuHeads, slabType, slabVA, pageOffset+pfn*naivePageSize, rcuFree); err != nil {
 					return nil, err
 				}
 			}
@@ -255,8 +266,8 @@ func naiveCensus(k *kernel.Kernel, names []string) (map[uint64]*naiveCount, erro
 }
 
 // naiveSlab counts one slab if it belongs to one of the caches.
-func naiveSlab(k *kernel.Kernel, caches map[uint64]*naiveCount, cpuHeads map[uint64][]uint64, slabVA, base, rcuFree uint64) error {
-	s := k.Object(slabVA, "struct slab")
+func naiveSlab(k *kernel.Kernel, caches map[uint64]*naiveCount, cpuHeads map[uint64][]uint64, slabType string, slabVA, base, rcuFree uint64) error {
+	s := k.Object(slabVA, slabType)
 	cva, err := s.Field("slab_cache").Ptr()
 	if err != nil {
 		return err
@@ -265,8 +276,11 @@ func naiveSlab(k *kernel.Kernel, caches map[uint64]*naiveCount, cpuHeads map[uin
 	if c == nil {
 		return nil
 	}
-	if rcuFree != 0 && s.HasField("rcu_head.func") {
-		fn, err := s.Field("rcu_head.func").Ptr()
+	for _, f := range []string{"callback_head.func", "rcu_head.func"} {
+		if rcuFree == 0 || !s.HasField(f) {
+			continue
+		}
+		fn, err := s.Field(f).Ptr()
 		if err != nil {
 			return err
 		}
@@ -274,6 +288,7 @@ func naiveSlab(k *kernel.Kernel, caches map[uint64]*naiveCount, cpuHeads map[uin
 			c.RCUPending++
 			return nil
 		}
+		break
 	}
 	objects, err := s.Field("objects").Uint()
 	if err != nil {

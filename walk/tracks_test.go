@@ -15,8 +15,8 @@ import (
 )
 
 // The flag comes from the kernel's own enum where it has one (v6.9+), from
-// 6.1's #define otherwise; no fixture but slub_debug=U's has a cache that
-// keeps tracks, and asking such a cache for tracks is ErrNoTracks.
+// the #define of 5.10 and 6.1 otherwise; no fixture but slub_debug=U's has a
+// cache that keeps tracks, and asking such a cache for tracks is ErrNoTracks.
 func TestStoreUserFlag(t *testing.T) {
 	for _, m := range fixture.All(t) {
 		d := m.Dumps[0]
@@ -26,8 +26,8 @@ func TestStoreUserFlag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := uint64(0x10000) // include/linux/slab.h, 6.1
-			if m.Suite != "bookworm" {
+			want := uint64(0x10000) // include/linux/slab.h, 5.10 and 6.1
+			if m.KernelAtLeast(6, 9) {
 				want = 1 << 7 // _SLAB_STORE_USER in enum _slab_flag_bits of 6.12 and 7.x
 			}
 			if flag != want {

@@ -60,7 +60,7 @@ main() {
 	flock 9 || die "cannot lock $FIX"
 	install_tools
 	local t0=$SECONDS
-	local names=("$@") suites=(bookworm trixie sid)
+	local names=("$@") suites=(bullseye bookworm trixie sid)
 	if [[ ${1:-} != kernels ]]; then
 		((${#names[@]})) || mapfile -t names < <(all_dumps)
 		# Only the kernels the requested dumps boot.

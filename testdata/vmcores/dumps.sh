@@ -26,6 +26,8 @@ trixie-qemu      trixie   qemu  512  2 -                     3000 dump,files:100
 sid-qemu         sid      qemu  512  2 -                     3000 dump,files:1000,dump        kdump-zlib     1 - -
 trixie-slubdbg   trixie   qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - slub_debug=U
 sid-slubdbg      sid      qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - slub_debug=U
+bullseye-kdump   bullseye kdump 768  2 1000:300:1000:50:3000 2000 kdump                       elf            1 - crashkernel=256M
+bullseye-qemu    bullseye qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - -
 '
 
 all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
@@ -124,10 +126,18 @@ build_test_modules() {
 			d=$(build_chroot "$suite" "$rel") || exit 1
 			rm -rf "$d/build" && mkdir -p "$d/build"
 			cp "$HERE"/module/* "$d/build/"
+			# kvcalloc and kvfree moved from linux/mm.h to linux/slab.h in v5.16
+			# (8587ca6f3415); where the headers predate that, the modules get mm.h
+			# from the command line, so that their source (which keys every dump
+			# loading them) stays one for all kernels.
+			local kcflags=()
+			grep -qs kvfree "$d/usr/src/linux-headers-$rel/include/linux/slab.h" \
+				"$d/usr/src/linux-headers-${rel%-cloud-amd64}-common/include/linux/slab.h" ||
+				kcflags=("KCFLAGS=-include linux/mm.h")
 			# objtool reads its limits from /proc.
 			mount -t proc proc "$d/proc" || die "cannot mount /proc in the $suite chroot"
 			local rc=0
-			chroot "$d" make -s -C "/usr/src/linux-headers-$rel" M=/build modules >"$log" 2>&1 || rc=$?
+			chroot "$d" make -s -C "/usr/src/linux-headers-$rel" M=/build "${kcflags[@]}" modules >"$log" 2>&1 || rc=$?
 			umount "$d/proc"
 			if ((rc)); then
 				cat "$log" >&2
