@@ -67,9 +67,7 @@ unreferenced, so the result is then partial (exit code 5).
 			defer out.Flush()
 			switch {
 			case addresses:
-				for _, l := range r.Leaks {
-					fmt.Fprintf(out, "%x\n", l.Addr)
-				}
+				writeLeakAddresses(out, r)
 			case g.json:
 				if err := writeJSON(out, r); err != nil {
 					return err
@@ -91,6 +89,14 @@ unreferenced, so the result is then partial (exit code 5).
 	cmd.Flags().StringVar(&module, "module", "", "show only this owner (a module name, kernel or unattributed)")
 	cmd.Flags().BoolVar(&addresses, "addresses", false, "print the address of each unreferenced object, one per line")
 	return cmd
+}
+
+// writeLeakAddresses prints each unreferenced object's address, as
+// objects does.
+func writeLeakAddresses(w io.Writer, r *leaks.Result) {
+	for _, l := range r.Leaks {
+		fmt.Fprintf(w, "%x\n", l.Addr)
+	}
 }
 
 // writeLeaks prints the summary line, then each cache and its owners, each
