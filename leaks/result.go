@@ -60,6 +60,8 @@ type RootStats struct {
 	Kind    string `json:"kind"`
 	Regions int    `json:"regions"`
 	Bytes   uint64 `json:"bytes"`
+	// UnreadablePages of these roots were missing from the dump.
+	UnreadablePages int64 `json:"unreadable_pages,omitempty"`
 }
 
 // CacheLeaks is one cache's unreferenced objects, by owner.
@@ -156,6 +158,9 @@ func (s *scanner) fill(r *Result, roots []Region) {
 				r.Referenced++
 			}
 		}
+	}
+	for i := range r.Roots {
+		r.Roots[i].UnreadablePages = s.st.rootMissingBy[r.Roots[i].Kind]
 	}
 	r.ScannedBytes = s.st.rootBytes.Load() + s.st.objectBytes.Load()
 	r.UnreadablePages = s.st.rootMissing.Load() + int64(len(s.st.missing))

@@ -28,8 +28,9 @@ type stats struct {
 	rootMissing            atomic.Int64 // root pages that could not be read
 	objects                atomic.Int64 // objects scanned
 
-	mu      sync.Mutex
-	missing map[uint64]struct{} // object pages that could not be read
+	mu            sync.Mutex
+	missing       map[uint64]struct{} // object pages that could not be read
+	rootMissingBy map[string]int64    // root pages that could not be read, by kind
 }
 
 func (st *stats) missingPage(va uint64) {
@@ -108,7 +109,14 @@ func (w *worker) region(r Region) {
 		n := min(pageSize-va%pageSize, end-va)
 		b := w.buf[:n]
 		if err := w.s.mem.ReadVirt(b, va); err != nil {
-			w.s.st.rootMissing.Add(1)
+			st := &w.s.st
+			st.rootMissing.Add(1)
+			st.mu.Lock()
+			if st.rootMissingBy == nil {
+				st.rootMissingBy = map[string]int64{}
+			}
+			st.rootMissingBy[r.Kind]++
+			st.mu.Unlock()
 		} else {
 			w.s.st.rootBytes.Add(n)
 			w.words(b)

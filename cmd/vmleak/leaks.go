@@ -113,7 +113,11 @@ func writeLeaks(w io.Writer, r *leaks.Result) {
 	fmt.Fprintln(w)
 	var roots []string
 	for _, rs := range r.Roots {
-		roots = append(roots, fmt.Sprintf("%s %s in %d", rs.Kind, humanBytes(rs.Bytes), rs.Regions))
+		s := fmt.Sprintf("%s %s in %d", rs.Kind, humanBytes(rs.Bytes), rs.Regions)
+		if rs.UnreadablePages > 0 {
+			s += fmt.Sprintf(" (%d pages unreadable)", rs.UnreadablePages)
+		}
+		roots = append(roots, s)
 	}
 	fmt.Fprintf(w, "roots: %s\n", strings.Join(roots, ", "))
 	if len(r.Caches) == 0 {

@@ -15,7 +15,7 @@ func sampleLeaks() *leaks.Result {
 	return &leaks.Result{Schema: leaks.Schema, Release: "6.1.0-56-cloud-amd64", Dump: "vmcore",
 		Objects: 68902, Referenced: 68470, Unreferenced: 432, UnreferencedBytes: 432640,
 		Roots: []leaks.RootStats{{Kind: "data", Regions: 2, Bytes: 2411520}, {Kind: "bss", Regions: 1, Bytes: 5566464},
-			{Kind: "percpu", Regions: 2, Bytes: 2097152}, {Kind: "module", Regions: 11, Bytes: 380928}, {Kind: "stack", Regions: 55, Bytes: 901120}},
+			{Kind: "percpu", Regions: 2, Bytes: 2097152}, {Kind: "module", Regions: 11, Bytes: 380928}, {Kind: "stack", Regions: 55, Bytes: 901120, UnreadablePages: 2}},
 		ScannedBytes: 36700160, UnreadablePages: 3, Partial: true,
 		Caches: []leaks.CacheLeaks{
 			{Cache: "kmalloc-1k", ObjectSize: 1024, Objects: 420, Bytes: 430080, Groups: []leaks.Group{

@@ -1,0 +1,92 @@
+// Package leaks is an offline kmemleak: it finds the allocated slab objects
+// of a dump that nothing points to.
+//
+// The kernel's kmemleak (mm/kmemleak.c) only runs live, on a kernel built
+// with CONFIG_DEBUG_KMEMLEAK. A vmcore already holds all of memory, so the
+// same conservative scan works after the fact on any kernel. This package
+// owns the scan and its result; it reads memory through kernel and the
+// slab layout through walk, and leaves rendering to its caller.
+//
+// # Objects
+//
+// Every allocated object of every slab cache, as walk.Slabs reads them:
+// start, kmem_cache.object_size, allocated or free (slab and CPU
+// freelists, sheaves, slabs awaiting RCU). They are indexed once, slab by
+// slab in address order, so a candidate word is looked up with a bounds
+// check and a binary search over slabs, without allocating. A word that
+// points anywhere inside [start, start+object_size) references the object
+// (interior pointers: list_head members, container_of); padding, red zones
+// and tracks between objects do not. Slabs with implausible geometry (a
+// corrupt cache or struct slab) are left out with a warning, never read at
+// their claimed size.
+//
+// Not objects yet: large kmalloc allocations (kmalloc_large, straight from
+// the page allocator), vmalloc areas and per-CPU allocations. They are
+// neither reported nor scanned, and an object referenced only from one of
+// them is reported: on 6.9+ the vmap_area and vm_struct objects of the
+// vmalloc busy trees, whose roots sit in the vmap_nodes array, a
+// kmalloc_large allocation (d093602919ad, "mm: vmalloc: remove global
+// vmap_area_root rb-tree"), are the main false positives of 6.12 and 7.x.
+//
+// # Roots
+//
+// Scanned whatever points to them (Roots):
+//   - vmlinux .data (_sdata.._edata), .bss (__bss_start..__bss_stop),
+//     .data..ro_after_init (inside .rodata on x86_64) and .data_nosave;
+//     init data is freed after boot; .data..percpu is only the template of
+//     the per-CPU areas and is not scanned itself;
+//   - each possible CPU's unit of the first per-CPU chunk,
+//     __per_cpu_start + __per_cpu_offset[cpu], pcpu_unit_size bytes: the
+//     static per-CPU variables, the reserved part and the first chunk's
+//     dynamic part. Later chunks (vmalloc'd, on pcpu_chunk lists) are not
+//     scanned yet;
+//   - every module's data and .bss (6.4+'s data and ro_after_init regions;
+//     6.1's whole core layout, where text and data are one range);
+//   - every task's kernel stack, THREAD_SIZE bytes, whole (stale words below
+//     the stack pointer may hide a leak, as in kmemleak);
+//   - the struct page array of present memory (page->mapping keeps inodes
+//     and anon_vmas reachable, as kmemleak's struct page scan does).
+//
+// Not roots yet, each a source of false reports: the saved registers of
+// the CPUs in the dump's notes; IRQ and exception stacks; vmalloc areas
+// other than task stacks and modules (BPF programs, vmalloc'd tables);
+// memory that is neither slab, free nor user: memblock allocations made
+// at boot (alloc_large_system_hash's dentry and inode hash tables), page
+// tables, and page-allocator memory in kernel use. Objects the kernel
+// deliberately drops and marks kmemleak_not_leak (sysctl table headers of
+// register_sysctl_init) are reported too: the mark lives only in
+// kmemleak's own metadata.
+//
+// # Propagation
+//
+// Each worker takes the next piece of root memory, scans its words, and
+// then every object they newly reached, depth first from an explicit gray
+// stack (no recursion). An object is marked in a shared atomic bitset
+// before it is queued, so each is queued and scanned once and cycles end;
+// the scan is linear in the bytes scanned. Workers share nothing else. Free
+// objects are never scanned and never referenced: their stale pointers
+// (and hardened freelist pointers) would hide leaks.
+//
+// # Encodings
+//
+// Words are read at 8-byte alignment as stored. Low-bit tagged pointers —
+// struct page's mapping bits (PAGE_MAPPING_ANON), XArray node entries
+// ((x & 3) == 2), rb_node's parent color, bit locks — still point inside
+// the same object, since objects are at least 8 bytes and 8-byte aligned:
+// the interior-pointer rule covers them. List poison (0xdead...) and
+// other non-addresses fail the bounds check. Not handled: pointers kept
+// encoded (XOR-ed or shifted, such as the hardened freelist in allocated
+// objects' neighbours, which are free, or PFNs stored instead of
+// addresses), and top-byte tags (arm64 TBI, KASAN software tags): vmleak
+// reads x86_64 only.
+//
+// # Missing memory
+//
+// A root page that cannot be read is skipped and counted; a referenced
+// object whose memory cannot be read is still referenced, but what it
+// points to is unknown, so its page is counted. Either makes the result
+// partial: objects referenced only from the missing memory are reported.
+// makedumpfile -d 31 drops user, page cache and free pages, which hold no
+// slab objects; on the fixtures the missing pages are task stacks and
+// struct pages the filter dropped, and the reports do not change.
+package leaks
