@@ -348,3 +348,9 @@ func (s *Symbolizer) CPUAreas() ([]CPUArea, error) {
 	}
 	return out, s.cpuErr
 }
+
+// Areas lists the busy vmap areas, sorted by address, read once.
+func (s *Symbolizer) Areas() ([]Area, error) {
+	s.areasOnce.Do(func() { s.areas, s.areasErr = s.readAreas() })
+	return s.areas, s.areasErr
+}
