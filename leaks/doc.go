@@ -21,12 +21,13 @@
 // their claimed size.
 //
 // Not objects yet: large kmalloc allocations (kmalloc_large, straight from
-// the page allocator), vmalloc areas and per-CPU allocations. They are
-// neither reported nor scanned, and an object referenced only from one of
-// them is reported: on 6.9+ the vmap_area and vm_struct objects of the
-// vmalloc busy trees, whose roots sit in the vmap_nodes array, a
-// kmalloc_large allocation (d093602919ad, "mm: vmalloc: remove global
-// vmap_area_root rb-tree"), are the main false positives of 6.12 and 7.x.
+// the page allocator), vmalloc areas and per-CPU allocations. None is
+// reported; large kmalloc memory is not scanned, so an object referenced
+// only from one is reported. One such array is scanned by name: v6.9+'s
+// vmap_nodes (d093602919ad, "mm: vmalloc: remove global vmap_area_root
+// rb-tree"), which holds the roots of vmalloc's busy trees: without it
+// every vmap_area and vm_struct was reported on 6.12 and 7.x. vmalloc'd
+// areas are scanned as roots (see Roots).
 //
 // # Roots
 //
@@ -44,13 +45,16 @@
 //     6.1's whole core layout, where text and data are one range);
 //   - every task's kernel stack, THREAD_SIZE bytes, whole (stale words below
 //     the stack pointer may hide a leak, as in kmemleak);
+//   - every VM_ALLOC vmalloc area's mapped pages (BPF programs, vmalloc'd
+//     tables; task stacks once): roots, not objects, so a leaked vmalloc
+//     area is not reported and hides what only it points to;
+//   - v6.9+'s vmap_nodes array (above);
 //   - the struct page array of present memory (page->mapping keeps inodes
 //     and anon_vmas reachable, as kmemleak's struct page scan does).
 //
 // Not roots yet, each a source of false reports: the saved registers of
-// the CPUs in the dump's notes; IRQ and exception stacks; vmalloc areas
-// other than task stacks and modules (BPF programs, vmalloc'd tables);
-// memory that is neither slab, free nor user: memblock allocations made
+// the CPUs in the dump's notes; IRQ and exception stacks (vmap areas
+// without VM_ALLOC); ioremap and vmap areas; memory that is neither slab, free nor user: memblock allocations made
 // at boot (alloc_large_system_hash's dentry and inode hash tables), page
 // tables, and page-allocator memory in kernel use. Objects the kernel
 // deliberately drops and marks kmemleak_not_leak (sysctl table headers of

@@ -34,8 +34,9 @@ func moduleRoot(kind string) bool {
 }
 
 // Roots lists the root regions of a kernel: vmlinux data, each possible
-// CPU's first-chunk per-CPU unit, every module's data, every task's stack
-// and the struct page array of present memory. What could not be found is
+// CPU's first-chunk per-CPU unit, every module's data, every task's stack,
+// the vmalloc'd areas, vmap_nodes and the struct page array of present
+// memory. What could not be found is
 // returned as warnings (the scan then has fewer roots: a source of false
 // reports, so the result is partial).
 func Roots(k *kernel.Kernel, m *mm.MM, s *symbolize.Symbolizer, mods []kernel.Module) ([]Region, []string) {
