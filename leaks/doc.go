@@ -52,9 +52,12 @@
 //   - the struct page array of present memory (page->mapping keeps inodes
 //     and anon_vmas reachable, as kmemleak's struct page scan does).
 //
+// IRQ and exception stacks are vmap areas without VM_ALLOC, but on x86_64
+// their memory is per-CPU (irq_stack_backing_store, exception_stacks), so
+// the per-CPU units cover them.
+//
 // Not roots yet, each a source of false reports: the saved registers of
-// the CPUs in the dump's notes; IRQ and exception stacks (vmap areas
-// without VM_ALLOC); ioremap and vmap areas; memory that is neither slab, free nor user: memblock allocations made
+// the CPUs in the dump's notes; ioremap and other vmap areas; memory that is neither slab, free nor user: memblock allocations made
 // at boot (alloc_large_system_hash's dentry and inode hash tables), page
 // tables, and page-allocator memory in kernel use. Objects the kernel
 // deliberately drops and marks kmemleak_not_leak (sysctl table headers of

@@ -168,3 +168,42 @@ func itoa(n int) string {
 	}
 	return string(b[i:])
 }
+
+// On the fixtures without a test module every report is a false positive
+// as far as anyone knows: counted and logged for the README, checked only
+// for the scan's own consistency.
+func TestUnknownLeaks(t *testing.T) {
+	for _, m := range fixture.All(t) {
+		if m.TestModule != nil {
+			continue
+		}
+		d := m.Dumps[0]
+		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
+			k := testkernel.Open(t, m, d)
+			w, err := walk.New(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := w.Census()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := leaks.Find(k, w, c, symbolize.New(w))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Objects != r.Referenced+r.Unreferenced || int64(len(r.Leaks)) != r.Unreferenced {
+				t.Errorf("objects %d, referenced %d, unreferenced %d, leaks listed %d", r.Objects, r.Referenced, r.Unreferenced, len(r.Leaks))
+			}
+			var top []string
+			for i, cl := range r.Caches {
+				if i == 8 {
+					break
+				}
+				top = append(top, cl.Cache+"="+itoa(int(cl.Objects)))
+			}
+			t.Logf("objects %d, reported %d (%.2f%%), partial %v; top: %s", r.Objects, r.Unreferenced,
+				100*float64(r.Unreferenced)/float64(max(1, r.Objects)), r.Partial, strings.Join(top, " "))
+		})
+	}
+}
