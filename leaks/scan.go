@@ -165,7 +165,7 @@ func (w *worker) object(start, size uint64) {
 // run scans the roots on n workers: each takes the next root, scans it and
 // then everything it newly marked, depth first, before taking another.
 func (s *scanner) run(roots []Region, n int) {
-	// Roots cut into page-sized pieces so two workers share a large root.
+	// Roots cut into 64 KiB pieces so two workers share a large root.
 	const piece = 64 << 10
 	var work []Region
 	for _, r := range roots {
