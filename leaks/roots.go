@@ -93,6 +93,8 @@ func Roots(k *kernel.Kernel, m *mm.MM, s *symbolize.Symbolizer, mods []kernel.Mo
 		add(Region{Kind: "stack", Name: fmt.Sprintf("pid %d (%s)", t.PID, t.Comm), VA: uint64(t.Stack), Size: size})
 	}
 	out, warnings = vmallocRoots(k, s, seen, out, warnings)
+	pages, ws := kernelPages(k, m)
+	out, warnings = append(out, pages...), append(warnings, ws...)
 	rs, err := m.MemoryRanges()
 	if err != nil {
 		warnings = append(warnings, fmt.Sprintf("leaks: struct pages not scanned: %v", err))
