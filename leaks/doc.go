@@ -22,12 +22,8 @@
 //
 // Not objects yet: large kmalloc allocations (kmalloc_large, straight from
 // the page allocator), vmalloc areas and per-CPU allocations. None is
-// reported; large kmalloc memory is not scanned, so an object referenced
-// only from one is reported. One such array is scanned by name: v6.9+'s
-// vmap_nodes (d093602919ad, "mm: vmalloc: remove global vmap_area_root
-// rb-tree"), which holds the roots of vmalloc's busy trees: without it
-// every vmap_area and vm_struct was reported on 6.12 and 7.x. vmalloc'd
-// areas are scanned as roots (see Roots).
+// reported: they are scanned as roots (below), so a leaked one is missed
+// and hides what only it points to.
 //
 // # Roots
 //
@@ -39,8 +35,8 @@
 //   - each possible CPU's unit of the first per-CPU chunk,
 //     __per_cpu_start + __per_cpu_offset[cpu], pcpu_unit_size bytes: the
 //     static per-CPU variables, the reserved part and the first chunk's
-//     dynamic part. Later chunks (vmalloc'd, on pcpu_chunk lists) are not
-//     scanned yet;
+//     dynamic part. Later chunks are vmap areas whose vm_struct lists no
+//     pages; their backing pages are covered by the kernel pages below;
 //   - every module's data and .bss (6.4+'s data and ro_after_init regions;
 //     6.1's whole core layout, where text and data are one range);
 //   - every task's kernel stack, THREAD_SIZE bytes, whole (stale words below
@@ -48,21 +44,31 @@
 //   - every VM_ALLOC vmalloc area's mapped pages (BPF programs, vmalloc'd
 //     tables; task stacks once): roots, not objects, so a leaked vmalloc
 //     area is not reported and hides what only it points to;
-//   - v6.9+'s vmap_nodes array (above);
+//   - v6.9+'s vmap_nodes array (d093602919ad, "mm: vmalloc: remove
+//     global vmap_area_root rb-tree"): the roots of vmalloc's busy trees,
+//     page-allocator memory (larger than the largest kmalloc cache);
+//     without it every vmap_area and vm_struct was reported on 6.12 and
+//     7.x. The kernel pages below cover it too;
 //   - the struct page array of present memory (page->mapping keeps inodes
-//     and anon_vmas reachable, as kmemleak's struct page scan does).
+//     and anon_vmas reachable, as kmemleak's struct page scan does);
+//   - the kernel's pages outside slab (kernelPages): in use (_refcount >
+//     0) with no mapping — large kmalloc, alloc_pages tables, per-CPU
+//     chunks, page tables — or PG_reserved: memblock allocations made at
+//     boot (the large system hashes), the kernel image. Not the crash
+//     kernel's reservation. Anonymous and page cache pages hold user data
+//     and file contents and are not scanned; free pages (_refcount 0, on
+//     the buddy or per-CPU lists) are not either.
 //
 // IRQ and exception stacks are vmap areas without VM_ALLOC, but on x86_64
 // their memory is per-CPU (irq_stack_backing_store, exception_stacks), so
 // the per-CPU units cover them.
 //
 // Not roots yet, each a source of false reports: the saved registers of
-// the CPUs in the dump's notes; ioremap and other vmap areas; memory that is neither slab, free nor user: memblock allocations made
-// at boot (alloc_large_system_hash's dentry and inode hash tables), page
-// tables, and page-allocator memory in kernel use. Objects the kernel
-// deliberately drops and marks kmemleak_not_leak (sysctl table headers of
-// register_sysctl_init) are reported too: the mark lives only in
-// kmemleak's own metadata.
+// the CPUs in the dump's notes; ioremap and other vmap areas of memory the
+// kernel did not allocate. Objects the kernel deliberately drops and marks
+// kmemleak_not_leak (sysctl table headers of register_sysctl_init) are
+// reported: the mark lives only in kmemleak's own metadata. They are the
+// only false reports left on the test fixtures.
 //
 // # Propagation
 //
@@ -93,6 +99,9 @@
 // object whose memory cannot be read is still referenced, but what it
 // points to is unknown, so its page is counted. Either makes the result
 // partial: objects referenced only from the missing memory are reported.
+// Reserved pages are the exception: firmware areas and holes are
+// PG_reserved and never dumped, so they are counted under their root kind
+// only.
 // makedumpfile -d 31 drops user, page cache, free and zero-filled pages,
 // which hold no slab objects; on the 6.1 kdump the missing pages are 226
 // pages of vmlinux .bss, and the counts reported equal the unfiltered

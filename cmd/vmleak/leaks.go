@@ -23,15 +23,15 @@ func newLeaksCmd(g *globalOptions) *cobra.Command {
 		Long: `leaks scans the dump for pointers, as the kernel's kmemleak does on a live
 system, on any kernel: from the roots (the kernel's .data, .bss and
 ro_after_init, every module's data, each CPU's per-CPU area, every task's
-stack, vmalloc'd areas, the struct page array), every allocated slab object a word points
+stack, vmalloc'd areas, the kernel's pages outside slab that are in use or
+reserved, the struct page array), every allocated slab object a word points
 into (anywhere inside it) is referenced, and its own words are scanned in
 turn. What is left is unreferenced: leak suspects, grouped by cache, then by
 owner — the allocating call site where the cache keeps allocation tracks
 (slub_debug=U), else the module owning the cache, else unattributed — with
-the first bytes of a few samples. Memory the scan does not cover (large
-kmalloc allocations, boot-time memblock allocations, page tables, later
-per-CPU chunks) can hide the only reference to an object: such objects are
-reported too (see the README's false-positive measurements).
+the first bytes of a few samples. Large kmalloc and vmalloc areas are
+scanned as roots, not reported as objects; user and page cache pages are
+not scanned.
 
 --cache and --module keep one cache or one owner; --addresses prints one
 hex address per line of each unreferenced object, for other tools. Pages
