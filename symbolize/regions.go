@@ -357,3 +357,37 @@ func (s *Symbolizer) readArea(va uint64) (Area, error) {
 	}
 	return a, nil
 }
+
+// Tasks lists every task the symbolizer knows of (processes, their threads
+// and each CPU's idle task), read once; the error joins the tasks that
+// could not be read.
+func (s *Symbolizer) Tasks() ([]Task, error) {
+	s.tasksOnce.Do(func() { s.tasks, s.tasksErr = s.readTasks() })
+	return s.tasks, s.tasksErr
+}
+
+// ThreadSize is the size of one task's kernel stack (THREAD_SIZE).
+func (s *Symbolizer) ThreadSize() uint64 { return s.threadSize() }
+
+// CPUArea is one possible CPU's unit of the first per-CPU chunk.
+type CPUArea struct {
+	CPU  int
+	Base uint64
+	Size uint64 // pcpu_unit_size: static, reserved and the first chunk's dynamic part
+}
+
+// CPUAreas lists each possible CPU's per-CPU unit, read once.
+func (s *Symbolizer) CPUAreas() ([]CPUArea, error) {
+	s.cpuOnce.Do(func() { s.cpus, s.cpuErr = s.readCPUAreas() })
+	out := make([]CPUArea, len(s.cpus))
+	for i, a := range s.cpus {
+		out[i] = CPUArea{CPU: a.cpu, Base: a.base, Size: a.size}
+	}
+	return out, s.cpuErr
+}
+
+// Areas lists the busy vmap areas, sorted by address, read once.
+func (s *Symbolizer) Areas() ([]Area, error) {
+	s.areasOnce.Do(func() { s.areas, s.areasErr = s.readAreas() })
+	return s.areas, s.areasErr
+}
