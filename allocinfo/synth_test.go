@@ -4,20 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vmleak/vmleak/allocinfo"
+	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/synth"
 	"github.com/vmleak/vmleak/kernel"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // neg is a CPU's counter gone below zero: freed on another CPU than it
 // was allocated on, which the per-CPU sum makes whole again.
@@ -198,20 +195,7 @@ func TestSynthTextAndJSON(t *testing.T) {
 
 func golden(t *testing.T, name string, have []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, have, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -update writes it)", err)
-	}
-	if !bytes.Equal(have, want) {
-		t.Errorf("%s differs (go test -update rewrites it)\nhave:\n%s\nwant:\n%s", name, have, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), have)
 }
 
 // A kernel built without allocation profiling is ErrNotEnabled, whether

@@ -1,38 +1,21 @@
 package diff_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vmleak/vmleak/diff"
+	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/summarytest"
 	"github.com/vmleak/vmleak/summary"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
 func golden(t *testing.T, name string, have []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, have, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(have, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\nhave:\n%s\nwant:\n%s", name, have, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), have)
 }
 
 func compare(t *testing.T, b, a *summary.Summary) *diff.Diff {

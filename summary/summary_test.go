@@ -3,9 +3,7 @@ package summary_test
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,29 +11,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/summarytest"
 	"github.com/vmleak/vmleak/summary"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-// golden compares have with testdata/name, or rewrites it with -update.
 func golden(t *testing.T, name string, have []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, have, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(have, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\nhave:\n%s\nwant:\n%s", name, have, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), have)
 }
 
 func encode(t *testing.T, s *summary.Summary, f summary.Format) []byte {

@@ -3,13 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/summarytest"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/meminfo"
@@ -20,25 +19,9 @@ import (
 	"github.com/vmleak/vmleak/walk"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-// golden compares have with testdata/golden/name, or rewrites it with -update.
 func golden(t *testing.T, name string, have []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, have, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(have, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it)\nhave:\n%s\nwant:\n%s", name, have, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", "golden", name), have)
 }
 
 // sampleCensus is a small census with the shapes rendering must handle:
