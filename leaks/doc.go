@@ -41,6 +41,8 @@
 //     6.1's whole core layout, where text and data are one range);
 //   - every task's kernel stack, THREAD_SIZE bytes, whole (stale words below
 //     the stack pointer may hide a leak, as in kmemleak);
+//   - the registers each CPU saved at the crash (the dump's NT_PRSTATUS
+//     notes), by value: a pointer the crashing code held only in a register;
 //   - every VM_ALLOC vmalloc area's mapped pages (BPF programs, vmalloc'd
 //     tables; task stacks once): roots, not objects, so a leaked vmalloc
 //     area is not reported and hides what only it points to;
@@ -63,9 +65,8 @@
 // their memory is per-CPU (irq_stack_backing_store, exception_stacks), so
 // the per-CPU units cover them.
 //
-// Not roots yet, each a source of false reports: the saved registers of
-// the CPUs in the dump's notes; ioremap and other vmap areas of memory the
-// kernel did not allocate. Objects the kernel deliberately drops and marks
+// Not roots yet, each a source of false reports: ioremap and other vmap
+// areas of memory the kernel did not allocate. Objects the kernel deliberately drops and marks
 // kmemleak_not_leak (sysctl table headers of register_sysctl_init) are
 // reported: the mark lives only in kmemleak's own metadata. They are the
 // only false reports left on the test fixtures.

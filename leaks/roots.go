@@ -35,8 +35,9 @@ func moduleRoot(kind string) bool {
 
 // Roots lists the root regions of a kernel: vmlinux data, each possible
 // CPU's first-chunk per-CPU unit, every module's data, every task's stack,
-// the vmalloc'd areas, vmap_nodes and the struct page array of present
-// memory. What could not be found is
+// the registers each CPU saved at the crash (the dump's NT_PRSTATUS notes:
+// a pointer held only in a register of the crashing code), the vmalloc'd
+// areas, vmap_nodes and the struct page array of present memory. What could not be found is
 // returned as warnings (the scan then has fewer roots: a source of false
 // reports, so the result is partial).
 func Roots(k *kernel.Kernel, m *mm.MM, s *symbolize.Symbolizer, mods []kernel.Module) ([]Region, []string) {
@@ -91,6 +92,12 @@ func Roots(k *kernel.Kernel, m *mm.MM, s *symbolize.Symbolizer, mods []kernel.Mo
 		}
 		seen[uint64(t.Stack)] = true
 		add(Region{Kind: "stack", Name: fmt.Sprintf("pid %d (%s)", t.PID, t.Comm), VA: uint64(t.Stack), Size: size})
+	}
+	for i, st := range k.Dump().PRStatus() {
+		if len(st.Regs) > 0 {
+			out = append(out, Region{Kind: "registers", Name: fmt.Sprintf("CPU note %d (pid %d)", i, st.PID),
+				Size: 8 * uint64(len(st.Regs)), Words: st.Regs})
+		}
 	}
 	out, warnings = vmallocRoots(k, s, seen, out, warnings)
 	pages, ws := kernelPages(k, m)

@@ -13,10 +13,13 @@ type Memory interface {
 
 // Region is one root: memory scanned for pointers whatever points to it.
 type Region struct {
-	Kind string // "data", "bss", "ro_after_init", "percpu", "module", "stack", "struct pages"
+	Kind string // "data", "bss", "ro_after_init", "percpu", "module", "stack", "struct pages", "registers"
 	Name string // which one: the module, the task, the CPU
 	VA   uint64
 	Size uint64
+	// Words, when set, are the root's values themselves instead of memory
+	// at VA: a crashed CPU's saved registers.
+	Words []uint64
 }
 
 // pageSize is the unit of reads: a missing page loses only itself.
@@ -104,6 +107,15 @@ func (w *worker) words(b []byte) {
 // region scans a root page by page; unreadable pages are counted and
 // skipped.
 func (w *worker) region(r Region) {
+	if r.Words != nil {
+		b := make([]byte, 8*len(r.Words))
+		for i, v := range r.Words {
+			binary.LittleEndian.PutUint64(b[8*i:], v)
+		}
+		w.s.st.rootBytes.Add(uint64(len(b)))
+		w.words(b)
+		return
+	}
 	end := r.VA + r.Size
 	for va := r.VA; va < end; {
 		n := min(pageSize-va%pageSize, end-va)
@@ -169,6 +181,10 @@ func (s *scanner) run(roots []Region, n int) {
 	const piece = 64 << 10
 	var work []Region
 	for _, r := range roots {
+		if r.Words != nil {
+			work = append(work, r)
+			continue
+		}
 		for off := uint64(0); off < r.Size; off += piece {
 			work = append(work, Region{Kind: r.Kind, Name: r.Name, VA: r.VA + off, Size: min(piece, r.Size-off)})
 		}

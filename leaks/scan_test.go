@@ -59,6 +59,7 @@ func TestScan(t *testing.T) {
 		roots      []uint64         // words of the root page
 		objs       map[int][]uint64 // words of objects
 		missing    []uint64         // pages absent from the dump
+		regs       []uint64         // a CPU's saved registers (a root by value)
 		want       []int            // reported
 		unreadable int64
 	}{
@@ -80,6 +81,8 @@ func TestScan(t *testing.T) {
 		{name: "missing object page", roots: []uint64{obj(0), obj(9)}, objs: map[int][]uint64{0: {obj(1)}, 9: {obj(2)}},
 			missing: []uint64{slabB}, want: without(span(0, 16), 0, 1, 9), unreadable: 1},
 		{name: "missing root page", roots: []uint64{obj(0)}, missing: []uint64{root}, want: span(0, 16), unreadable: 1},
+		{name: "held in a register", regs: []uint64{0, obj(6) + 8, poison}, objs: map[int][]uint64{6: {obj(12)}},
+			want: without(span(0, 16), 6, 12)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +116,11 @@ func TestScan(t *testing.T) {
 				t.Fatal(warnings)
 			}
 			for _, workers := range []int{1, 2} {
-				sc := scan(mem, tab, []Region{{Kind: "data", VA: root, Size: pageSize}}, workers)
+				roots := []Region{{Kind: "data", VA: root, Size: pageSize}}
+				if tt.regs != nil {
+					roots = append(roots, Region{Kind: "registers", Size: 8 * uint64(len(tt.regs)), Words: tt.regs})
+				}
+				sc := scan(mem, tab, roots, workers)
 				var got []int
 				for _, l := range sc.leaks() {
 					for i := 0; i < 16; i++ {
