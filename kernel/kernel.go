@@ -55,6 +55,11 @@ type Options struct {
 	TypeSource  kdwarf.TypeSource
 	IndexDir    string // kdwarf index cache directory; default when empty
 	SkipVmlinux bool   // open the dump only (info without debuginfo)
+	// Types, when set, is an open vmlinux to use instead of opening one:
+	// two dumps of one kernel share its decoded types. It must stay open
+	// until the Kernel is closed, which leaves it open. Its build-id is
+	// checked against the dump like an opened one's.
+	Types *kdwarf.File
 }
 
 // Kernel is one crashed kernel: its dump, page tables, types and symbols.
@@ -64,6 +69,7 @@ type Kernel struct {
 	path      string
 	info      *vmcoreinfo.Info // nil when the dump has no VMCOREINFO
 	types     *kdwarf.File     // nil with Options.SkipVmlinux
+	ownTypes  bool             // types was opened here, and is closed with the Kernel
 	tr        *xlat.X86_64
 	release   string
 	lay       Layout
@@ -134,7 +140,7 @@ func (k *Kernel) Warnf(format string, args ...any) {
 // Close releases the dump and the debuginfo.
 func (k *Kernel) Close() error {
 	var errs []error
-	if k.types != nil {
+	if k.types != nil && k.ownTypes {
 		errs = append(errs, k.types.Close())
 	}
 	if k.dump != nil {
@@ -184,6 +190,9 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 		return k, nil
 	}
 	vmlinux := opts.Vmlinux
+	if opts.Types != nil {
+		vmlinux = opts.Types.Path()
+	}
 	if vmlinux == "" {
 		vmlinux = FindVmlinux(k.release, opts.DebugDirs)
 		if vmlinux == "" {
@@ -197,9 +206,12 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	if opts.IndexDir != "" {
 		kopts = append(kopts, kdwarf.WithCacheDir(opts.IndexDir))
 	}
-	k.types, err = kdwarf.Open(vmlinux, kopts...)
-	if err != nil {
+	if opts.Types != nil {
+		k.types = opts.Types
+	} else if k.types, err = kdwarf.Open(vmlinux, kopts...); err != nil {
 		return nil, err
+	} else {
+		k.ownTypes = true
 	}
 	if err := k.checkBuildID(opts.Force); err != nil {
 		return nil, err

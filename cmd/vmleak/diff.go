@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmleak/vmleak/diff"
+	"github.com/vmleak/vmleak/kdwarf"
 	"github.com/vmleak/vmleak/summary"
 )
 
@@ -152,6 +153,16 @@ func (g *globalOptions) loadSides(c *cobra.Command, args []string, vmlinux [2]st
 	var sides [2]*summary.Summary
 	var errs [2]error
 	var wg sync.WaitGroup
+	gs := *g
+	if shared := g.sharedVmlinux(args, vmlinux); shared != "" {
+		// Two dumps of one vmlinux: its types are decoded once, not per side.
+		f, err := kdwarf.Open(shared, kdwarf.WithSource(kdwarf.TypeSource(g.types)))
+		if err != nil {
+			return sides, classify(err)
+		}
+		defer f.Close()
+		gs.sharedTypes = f
+	}
 	for i, path := range args {
 		_, isSum, err := summary.IsSummary(path)
 		if err != nil {
@@ -172,7 +183,7 @@ func (g *globalOptions) loadSides(c *cobra.Command, args []string, vmlinux [2]st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sides[i], errs[i] = g.summarize(c, path, v, summary.Options{})
+			sides[i], errs[i] = gs.summarize(c, path, v, summary.Options{})
 		}()
 	}
 	wg.Wait()
@@ -185,6 +196,25 @@ func (g *globalOptions) loadSides(c *cobra.Command, args []string, vmlinux [2]st
 		}
 	}
 	return sides, nil
+}
+
+// sharedVmlinux is the vmlinux both sides name, when both are dumps given
+// the same one, else "".
+func (g *globalOptions) sharedVmlinux(args []string, vmlinux [2]string) string {
+	var v [2]string
+	for i, path := range args {
+		if _, isSum, err := summary.IsSummary(path); err != nil || isSum {
+			return ""
+		}
+		v[i] = vmlinux[i]
+		if v[i] == "" {
+			v[i] = g.vmlinux
+		}
+	}
+	if v[0] == "" || v[0] != v[1] {
+		return ""
+	}
+	return v[0]
 }
 
 func signedBytes(b int64) string {

@@ -25,6 +25,9 @@ type globalOptions struct {
 	zeroFill  bool
 	json      bool
 	types     string
+	// sharedTypes, when set, is the open vmlinux every kernel opened uses
+	// (diff of two dumps of one kernel).
+	sharedTypes *kdwarf.File
 }
 
 func newRootCmd() *cobra.Command {
@@ -84,6 +87,7 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 		ZeroFill:    g.zeroFill,
 		TypeSource:  kdwarf.TypeSource(g.types),
 		SkipVmlinux: skipVmlinux,
+		Types:       g.sharedTypes,
 	})
 	if err != nil {
 		return nil, classify(err)
