@@ -44,21 +44,7 @@ func (c *corruptible) word(t *testing.T, va uint64) uint64 {
 // replaced, closed when the test ends.
 func (c *corruptible) open(t *testing.T, words map[uint64]uint64) *kernel.Kernel {
 	t.Helper()
-	fileWords := make(map[int64]uint64, len(words))
-	for va, v := range words {
-		pa, err := c.good.Translate(va)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fileWords[fixture.FileOffset(t, c.good.Dump(), pa)] = v
-	}
-	d := fixture.OpenPatched(t, c.path, fileWords)
-	k, err := kernel.OpenDump(d, c.path, kernel.Options{Vmlinux: c.m.Vmlinux()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
+	return testkernel.OpenPatched(t, c.m, c.path, c.good, words)
 }
 
 func wantIn(t *testing.T, what, have string, want ...string) {

@@ -10,7 +10,6 @@ import (
 	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/leaks"
 	"github.com/vmleak/vmleak/symbolize"
-	"github.com/vmleak/vmleak/walk"
 )
 
 // On every fixture with a test module, in every file format: each of the
@@ -31,14 +30,7 @@ func TestKnownLeaks(t *testing.T) {
 		for _, d := range m.Dumps {
 			t.Run(m.Name+"/"+d.File, func(t *testing.T) {
 				k := testkernel.Open(t, m, d)
-				w, err := walk.New(k)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c, err := w.Census()
-				if err != nil {
-					t.Fatal(err)
-				}
+				w, c := testkernel.Census(t, k)
 				r, err := leaks.Find(k, w, c, symbolize.New(w))
 				if err != nil {
 					t.Fatal(err)
@@ -180,14 +172,7 @@ func TestUnknownLeaks(t *testing.T) {
 		d := m.Dumps[0]
 		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
 			k := testkernel.Open(t, m, d)
-			w, err := walk.New(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := w.Census()
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, c := testkernel.Census(t, k)
 			r, err := leaks.Find(k, w, c, symbolize.New(w))
 			if err != nil {
 				t.Fatal(err)

@@ -39,19 +39,7 @@ func loadPatchable(t *testing.T) *patchable {
 // replaced.
 func (p *patchable) open(t *testing.T, words map[uint64]uint64) *modules.Report {
 	t.Helper()
-	fileWords := map[int64]uint64{}
-	for va, v := range words {
-		pa, err := p.good.Translate(va)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fileWords[fixture.FileOffset(t, p.good.Dump(), pa)] = v
-	}
-	k, err := kernel.OpenDump(fixture.OpenPatched(t, p.path, fileWords), p.path, kernel.Options{Vmlinux: p.m.Vmlinux()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
+	k := testkernel.OpenPatched(t, p.m, p.path, p.good, words)
 	rep, err := modules.Read(k, modules.Options{SkipDebuginfo: true})
 	if err != nil {
 		t.Fatal(err)

@@ -97,16 +97,8 @@ func TestCorruptTracks(t *testing.T) {
 		handleWord:          withLow32(t, good, handleWord, handleOff%8, badHandle),
 		sizeWord:            withLow32(t, good, sizeWord, sizeOff, 1<<20), // the leak stack's size: absurd
 	}
-	k := openPatched(t, m, d, good, words)
-	pw, err := walk.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := pw.Census()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw.SetAliases(c)
+	k := testkernel.OpenPatched(t, m, m.DumpPath(d), good, words)
+	pw, c := testkernel.Census(t, k)
 	dep, err := stackdepot.New(k)
 	if err != nil {
 		t.Fatal(err)
@@ -207,25 +199,4 @@ func recordSize(t *testing.T, k *kernel.Kernel, v victim) (uint64, uint64) {
 	}
 	// size is a u32 in 6.1: its word is patched keeping the neighbour.
 	return rec + off&^7, off % 8
-}
-
-// openPatched reopens a dump with 8-byte words at kernel virtual
-// addresses replaced.
-func openPatched(t *testing.T, m *fixture.Manifest, d fixture.DumpFile, good *kernel.Kernel, words map[uint64]uint64) *kernel.Kernel {
-	t.Helper()
-	fileWords := map[int64]uint64{}
-	for va, v := range words {
-		pa, err := good.Translate(va)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fileWords[fixture.FileOffset(t, good.Dump(), pa)] = v
-	}
-	path := m.DumpPath(d)
-	k, err := kernel.OpenDump(fixture.OpenPatched(t, path, fileWords), path, kernel.Options{Vmlinux: m.Vmlinux()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
 }

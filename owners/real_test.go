@@ -63,17 +63,11 @@ func TestModulesOwnTheirCaches(t *testing.T) {
 	}
 }
 
-// slubDebug tells the fixtures booted with slub_debug=U: every cache keeps
-// allocation and free tracks.
-func slubDebug(m *fixture.Manifest) bool {
-	return strings.Contains(" "+m.Guest.Cmdline+" ", " slub_debug=U ")
-}
-
 // trackedFixtures are the slub_debug=U fixtures (6.1, 6.12, 7.x).
 func trackedFixtures(t *testing.T) []*fixture.Manifest {
 	var out []*fixture.Manifest
 	for _, m := range fixture.All(t) {
-		if slubDebug(m) {
+		if m.SlubDebug() {
 			out = append(out, m)
 		}
 	}
@@ -289,13 +283,13 @@ func TestReportCountsEveryObject(t *testing.T) {
 			}
 			own := share[tm.Module][tm.Cache]
 			wantEv := "data-pointer+constructor"
-			if slubDebug(m) {
+			if m.SlubDebug() {
 				wantEv = owners.EvidenceTrack
 			}
 			if own.Objects != held || own.Evidence != wantEv {
 				t.Errorf("%s holds %+v in %s, want the %d objects it says it holds, on %s", tm.Module, own, tm.Cache, held, wantEv)
 			}
-			if !slubDebug(m) {
+			if !m.SlubDebug() {
 				return
 			}
 			for _, tm := range testModules(t, m) {
@@ -406,14 +400,6 @@ func TestFreedSites(t *testing.T) {
 func dumpCensus(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) (*kernel.Kernel, *walk.Walker, *walk.Census) {
 	t.Helper()
 	k := testkernel.Open(t, m, d)
-	w, err := walk.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := w.Census()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.SetAliases(c)
+	w, c := testkernel.Census(t, k)
 	return k, w, c
 }

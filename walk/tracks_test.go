@@ -33,7 +33,7 @@ func TestStoreUserFlag(t *testing.T) {
 			if flag != want {
 				t.Errorf("SLAB_STORE_USER = %#x (%s), want %#x", flag, from, want)
 			}
-			debug := strings.Contains(m.Guest.Cmdline, "slub_debug=U")
+			debug := m.SlubDebug()
 			n := 0
 			for _, cs := range c.Caches {
 				ok, err := w.StoresUser(cs.Name)
@@ -77,7 +77,7 @@ func TestStoreUserFlag(t *testing.T) {
 func TestTracksSlubdbg(t *testing.T) {
 	var ms []*fixture.Manifest
 	for _, m := range fixture.All(t) {
-		if strings.Contains(m.Guest.Cmdline, "slub_debug=U") {
+		if m.SlubDebug() {
 			ms = append(ms, m)
 		}
 	}
