@@ -3,7 +3,6 @@ package summary
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/meminfo"
 	"github.com/vmleak/vmleak/owners"
-	"github.com/vmleak/vmleak/stackdepot"
-	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
 
@@ -49,7 +46,7 @@ func Take(k *kernel.Kernel, w *walk.Walker, c *walk.Census, o Options) (*Summary
 	} else {
 		in.Warnings = append(in.Warnings, err.Error())
 	}
-	if in.Owners, err = Owners(k, w, c, nil); err != nil {
+	if in.Owners, err = owners.Attribute(k, w, c, nil); err != nil {
 		return nil, err
 	}
 	if in.Meminfo, err = meminfo.Read(k); err != nil {
@@ -57,33 +54,6 @@ func Take(k *kernel.Kernel, w *walk.Walker, c *walk.Census, o Options) (*Summary
 		in.Meminfo = nil
 	}
 	return New(in), nil
-}
-
-// Owners attributes a census with everything the kernel offers: its
-// modules, its stack depot where it has one, and sym (a new symbolizer
-// when nil).
-func Owners(k *kernel.Kernel, w *walk.Walker, c *walk.Census, sym *symbolize.Symbolizer) (*owners.Report, error) {
-	if sym == nil {
-		sym = symbolize.New(w)
-		defer sym.Close()
-	}
-	mods, merr := k.Modules()
-	d, err := stackdepot.New(k)
-	if err != nil {
-		if !errors.Is(err, kernel.ErrAbsent) {
-			k.Warnf("stack depot: %v", err)
-		}
-		d = nil
-	}
-	rep, err := owners.Build(w, c, mods, sym, d)
-	if err != nil {
-		return nil, err
-	}
-	if merr != nil {
-		rep.Warnings = append(rep.Warnings, merr.Error())
-		rep.Partial = true
-	}
-	return rep, nil
 }
 
 func hashFile(path string) (string, error) {

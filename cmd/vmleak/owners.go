@@ -11,7 +11,6 @@ import (
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/stackdepot"
-	"github.com/vmleak/vmleak/summary"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -187,7 +186,7 @@ func siteLines(sym *symbolize.Symbolizer, sites []owners.Site, stacks bool) {
 // buildOwners attributes a census: modules, stack depot (where the kernel
 // has one) and sym wired to owners.Build.
 func buildOwners(k *kernel.Kernel, w *walk.Walker, cen *walk.Census, sym *symbolize.Symbolizer) (*owners.Report, error) {
-	rep, err := summary.Owners(k, w, cen, sym)
+	rep, err := owners.Attribute(k, w, cen, sym)
 	if err != nil {
 		return nil, classify(err)
 	}
