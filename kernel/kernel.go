@@ -226,28 +226,37 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	return k, nil
 }
 
-// FindVmlinux looks for a release's vmlinux where distributions install it.
+// FindVmlinux looks for a release's vmlinux where distributions install it,
+// under each of extra and then /. A file named for the release is taken
+// from any root before a bare "vmlinux" in one of the extra roots: with the
+// roots of several kernels given, the first root's bare vmlinux is another
+// kernel's.
 func FindVmlinux(release string, extra []string) string {
 	if release == "" {
 		return ""
 	}
 	roots := append(append([]string(nil), extra...), "/")
+	named := []string{
+		"usr/lib/debug/boot/vmlinux-" + release,
+		"usr/lib/debug/lib/modules/" + release + "/vmlinux",
+		"boot/vmlinux-" + release,
+		"lib/modules/" + release + "/build/vmlinux",
+		"vmlinux-" + release,
+	}
+	isFile := func(f string) bool {
+		st, err := os.Stat(f)
+		return err == nil && st.Mode().IsRegular()
+	}
 	for _, r := range roots {
-		for _, p := range []string{
-			"usr/lib/debug/boot/vmlinux-" + release,
-			"usr/lib/debug/lib/modules/" + release + "/vmlinux",
-			"boot/vmlinux-" + release,
-			"lib/modules/" + release + "/build/vmlinux",
-			"vmlinux-" + release,
-			"vmlinux",
-		} {
-			f := filepath.Join(r, p)
-			if p == "vmlinux" && r == "/" {
-				continue
-			}
-			if st, err := os.Stat(f); err == nil && st.Mode().IsRegular() {
+		for _, p := range named {
+			if f := filepath.Join(r, p); isFile(f) {
 				return f
 			}
+		}
+	}
+	for _, r := range extra {
+		if f := filepath.Join(r, "vmlinux"); isFile(f) {
+			return f
 		}
 	}
 	return ""
