@@ -1,0 +1,153 @@
+package forensics
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/vmleak/vmleak/kernel"
+)
+
+// Options choose what Run does.
+type Options struct {
+	// Checks names the checks to run (CheckNames); all when empty. The
+	// modules check always runs: the others resolve addresses into the
+	// hidden modules it finds.
+	Checks []string
+	// ModuleDirs are searched for module .ko files (by name) whose text the
+	// text check compares with the loaded modules'; none when empty.
+	ModuleDirs []string
+}
+
+// Context is what every check reads. Checks other than modules run
+// concurrently and must only read it (Resolver is safe to share).
+type Context struct {
+	K *kernel.Kernel
+	// Modules is the modules list; ModulesErr is set when the list could
+	// not be read wholly (Modules then holds what could be).
+	Modules    []kernel.Module
+	ModulesErr error
+	// Hidden are the modules found outside the list (set by the modules
+	// check before the others run).
+	Hidden   []kernel.Module
+	Resolver *Resolver
+	Opts     Options
+
+	mu       sync.Mutex
+	warnings []string
+}
+
+// Warnf records a problem that does not stop a check.
+func (c *Context) Warnf(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.warnings = append(c.warnings, fmt.Sprintf(format, args...))
+}
+
+type checkFunc func(*Context) ([]Finding, CheckResult)
+
+// The checks, in report order. The first is run before the rest.
+var checks = []struct {
+	name string
+	run  checkFunc
+}{
+	{"modules", checkModules},
+	{"syscalls", checkSyscalls},
+	{"idt", checkIDT},
+	{"ftrace", checkFtrace},
+	{"kprobes", checkKprobes},
+	{"seq_ops", checkSeqOps},
+	{"text", checkText},
+	{"taint", checkTaint},
+}
+
+// CheckNames lists the checks Run knows, in report order.
+func CheckNames() []string {
+	out := make([]string, len(checks))
+	for i, c := range checks {
+		out[i] = c.name
+	}
+	return out
+}
+
+// Run runs the checks on k. An error means the checks could not start (no
+// symbols, no kernel image bounds); a check that fails on its own is
+// reported in its CheckResult and the others go on.
+func Run(k *kernel.Kernel, opts Options) (*Report, error) {
+	if !k.HasTypes() {
+		return nil, fmt.Errorf("forensics: %s: the checks need the vmlinux's symbols and types", k.Path())
+	}
+	for _, n := range opts.Checks {
+		if !slices.Contains(CheckNames(), n) {
+			return nil, fmt.Errorf("forensics: unknown check %q (known: %v)", n, CheckNames())
+		}
+	}
+	c := &Context{K: k, Opts: opts}
+	c.Modules, c.ModulesErr = k.Modules()
+	res, err := NewResolver(k, c.Modules)
+	if err != nil {
+		return nil, err
+	}
+	c.Resolver = res
+
+	results := make([]CheckResult, len(checks))
+	found := make([][]Finding, len(checks))
+	run := func(i int) {
+		found[i], results[i] = checks[i].run(c)
+		results[i].Check = checks[i].name
+		if results[i].Status == "" {
+			results[i].Status = StatusClean
+			for _, f := range found[i] {
+				if f.Severity > Info {
+					results[i].Status = StatusFindings
+					break
+				}
+			}
+		}
+		for j := range found[i] {
+			found[i][j].Check = checks[i].name
+		}
+	}
+	run(0)
+	for _, h := range c.Hidden {
+		res.AddHidden(h)
+	}
+	// The text check reads megabytes; the table checks a few pages each.
+	// Two goroutines use the two cores without contending for the dump.
+	wanted := func(i int) bool { return len(opts.Checks) == 0 || slices.Contains(opts.Checks, checks[i].name) }
+	var wg sync.WaitGroup
+	var heavy, light []int
+	for i := 1; i < len(checks); i++ {
+		if !wanted(i) {
+			continue
+		}
+		if checks[i].name == "text" {
+			heavy = append(heavy, i)
+		} else {
+			light = append(light, i)
+		}
+	}
+	for _, group := range [][]int{heavy, light} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, i := range group {
+				run(i)
+			}
+		}()
+	}
+	wg.Wait()
+
+	rep := &Report{Schema: SchemaVersion, Release: k.Release(), Findings: []Finding{}}
+	order := map[string]int{}
+	for i := range checks {
+		order[checks[i].name] = i
+		if i == 0 || wanted(i) {
+			rep.Checks = append(rep.Checks, results[i])
+			rep.Findings = append(rep.Findings, found[i]...)
+		}
+	}
+	sortFindings(rep.Findings, order)
+	rep.Warnings = append(c.warnings, res.Warnings()...)
+	return rep, nil
+}
