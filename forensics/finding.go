@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/vmleak/vmleak/kernel"
 )
 
 // Severity orders findings: High is tampering or code nobody can name,
@@ -106,7 +108,10 @@ type Report struct {
 	Checks   []CheckResult  `json:"checks"`
 	Findings []Finding      `json:"findings"`
 	Memory   []ModuleMemory `json:"suspect_memory,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	// HiddenModules are the modules found outside the modules list, with
+	// their memory, as the modules check read them.
+	HiddenModules []kernel.Module `json:"hidden_modules,omitempty"`
+	Warnings      []string        `json:"warnings,omitempty"`
 }
 
 // SchemaVersion is Report.Schema.

@@ -138,7 +138,7 @@ func Run(k *kernel.Kernel, opts Options) (*Report, error) {
 	}
 	wg.Wait()
 
-	rep := &Report{Schema: SchemaVersion, Release: k.Release(), Findings: []Finding{}}
+	rep := &Report{Schema: SchemaVersion, Release: k.Release(), Findings: []Finding{}, HiddenModules: c.Hidden}
 	order := map[string]int{}
 	for i := range checks {
 		order[checks[i].name] = i

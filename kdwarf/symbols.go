@@ -148,6 +148,16 @@ func (f *File) Symbol(name string) (Symbol, error) {
 	return s, nil
 }
 
+// Symbols returns the .symtab symbols with addresses (no per-CPU, absolute
+// or section symbols), sorted by value. The slice is shared: do not modify.
+func (f *File) Symbols() ([]Symbol, error) {
+	st, err := f.symbols()
+	if err != nil {
+		return nil, err
+	}
+	return st.byAddr, nil
+}
+
 // SymbolAt returns the symbol containing the link-time address addr and
 // addr's offset in it: the nearest symbol at or below addr, if addr is
 // within its size. A symbol of size 0 (an assembler label) matches only its

@@ -327,6 +327,16 @@ func (k *Kernel) vmlinuxBytes(addr, size uint64) ([]byte, error) {
 	return nil, fmt.Errorf("kernel: %s: no section holds %#x", k.types.Path(), addr)
 }
 
+// ImageBytes reads size bytes at a run-time address of the kernel image from
+// the vmlinux file (KASLR undone): what the dump held there at boot, for
+// read-only data such as sys_call_table that nothing may change.
+func (k *Kernel) ImageBytes(va, size uint64) ([]byte, error) {
+	if k.types == nil {
+		return nil, fmt.Errorf("kernel: no vmlinux to read %#x from", va)
+	}
+	return k.vmlinuxBytes(va-k.lay.KASLROffset, size)
+}
+
 // checkBanner compares linux_banner in the dump with the vmlinux's: it proves
 // both the translation and the match (and is the only check without VMCOREINFO).
 func (k *Kernel) checkBanner(force bool) error {

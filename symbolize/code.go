@@ -241,6 +241,13 @@ func (s *Symbolizer) readModules() {
 	if s.modsErr != nil {
 		s.modsErr = fmt.Errorf("symbolize: modules: %w", s.modsErr)
 	}
+	s.mods = append(s.mods, s.extraMods...)
+}
+
+// AddModules makes modules the modules list lacks (hidden ones found by
+// forensics) known to the symbolizer. Call it before the first lookup.
+func (s *Symbolizer) AddModules(mods ...kernel.Module) {
+	s.extraMods = append(s.extraMods, mods...)
 }
 
 // moduleKSym is the module's kallsyms symbol at or below va.

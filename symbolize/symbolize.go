@@ -101,8 +101,10 @@ type Symbolizer struct {
 
 	modsOnce sync.Once
 	mods     []kernel.Module
-	modsErr  error
-	modSyms  map[uint64][]kernel.KSym // by struct module
+	// extraMods are modules outside the modules list (AddModules).
+	extraMods []kernel.Module
+	modsErr   error
+	modSyms   map[uint64][]kernel.KSym // by struct module
 
 	initsOnce sync.Once
 	inits     map[uint64]bool // the modules' init functions (mod->init)

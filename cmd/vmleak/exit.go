@@ -13,6 +13,7 @@ const (
 	ExitMismatch = 4 // the vmlinux does not belong to the dump
 	ExitPartial  = 5 // completed, but part of the data was unreadable (e.g. pages filtered out)
 	ExitGrowth   = 6 // diff: a --fail-if-growth limit was exceeded (the output is complete)
+	ExitFindings = 7 // check: a finding of high severity is present (the output is complete)
 )
 
 const exitCodesHelp = `Exit codes:
@@ -24,6 +25,7 @@ const exitCodesHelp = `Exit codes:
   5  completed with partial results: some memory was missing from the dump
   6  diff: growth exceeded a --fail-if-growth limit (checked before 5: a
      limit exceeded on complete caches is exceeded whatever else is partial)
+  7  check: a finding of high severity is present (checked before 5)
 `
 
 // usageError marks command-line mistakes.
@@ -64,6 +66,8 @@ func exitCode(err error) int {
 		return ExitPartial
 	case errors.Is(err, errGrowth):
 		return ExitGrowth
+	case errors.Is(err, errHighFinding):
+		return ExitFindings
 	case errors.As(err, &ue):
 		return ExitUsage
 	case errors.As(err, &me):
