@@ -74,10 +74,14 @@ func (c *Context) ftraceOps(ops uint64) (Finding, bool) {
 	tramp, _ := v.Field("trampoline").Ptr()
 	funcs, total, ferr := c.ftraceFilter(v)
 	place := c.Resolver.Resolve(fn)
+	opsName := fmt.Sprintf("at %#x", ops)
+	if p := c.Resolver.Resolve(ops); p.Where != InUnknown {
+		opsName = p.Name
+	}
 	f := Finding{
 		Kind:       "ftrace-hook",
 		Addr:       ops,
-		Symbol:     c.Resolver.Resolve(ops).Name,
+		Symbol:     opsName,
 		Target:     fn,
 		TargetName: place.Name,
 		Module:     place.Module,

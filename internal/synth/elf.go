@@ -59,6 +59,9 @@ func (k *Kernel) Write(dir string) (Files, error) {
 	if err := k.writeVmlinux(fs.Vmlinux, btfRaw); err != nil {
 		return Files{}, err
 	}
+	for _, t := range k.tamper {
+		k.put(t.va, t.b)
+	}
 	if err := k.writeVmcore(fs.Vmcore); err != nil {
 		return Files{}, err
 	}

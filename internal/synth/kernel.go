@@ -66,6 +66,9 @@ type Config struct {
 	// and __stop_alloc_tags around an empty section, as the linker script
 	// of some kernels without profiling does (Debian's 6.12).
 	AllocTagsSection bool
+	// Forensics declares the types the forensics checks read (IDT gates,
+	// ftrace_ops, kprobes, seq_operations, /proc entries).
+	Forensics bool
 }
 
 // Place is where a slab sits in SLUB's bookkeeping.
@@ -211,6 +214,10 @@ type Kernel struct {
 	allocDone    bool   // AddAllocTags ran
 	modNext      uint64 // module memory handed out up to here
 	vmallocNext  uint64 // VmallocCounters handed out from vmallocCounters
+	tamper       []tamperWrite
+	ftraceHead   uint64
+	ftraceEnd    uint64
+	kprobeTable  uint64
 }
 
 // New lays out a kernel of the given configuration: symbols, page tables,

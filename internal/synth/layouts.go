@@ -459,6 +459,9 @@ func kernelTypes(cfg Config) *ctypes {
 	if cfg.AllocProfiling {
 		allocTagTypes(c, cfg, char, uchar, uint, ulong, atomic, atomicLong, listHead, cbHead, rawSpin, spinlock, gfp, idx)
 	}
+	if cfg.Forensics {
+		forensicsTypes(c)
+	}
 	return c
 }
 
