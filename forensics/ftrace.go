@@ -74,14 +74,14 @@ func (c *Context) ftraceOps(ops uint64) (Finding, bool) {
 	tramp, _ := v.Field("trampoline").Ptr()
 	funcs, total, ferr := c.ftraceFilter(v)
 	place := c.Resolver.Resolve(fn)
-	opsName := fmt.Sprintf("at %#x", ops)
+	opsName, opsSym := fmt.Sprintf("at %#x", ops), ""
 	if p := c.Resolver.Resolve(ops); p.Where != InUnknown {
-		opsName = p.Name
+		opsName, opsSym = p.Name, p.Name
 	}
 	f := Finding{
 		Kind:       "ftrace-hook",
 		Addr:       ops,
-		Symbol:     opsName,
+		Symbol:     opsSym,
 		Target:     fn,
 		TargetName: place.Name,
 		Module:     place.Module,
@@ -104,13 +104,13 @@ func (c *Context) ftraceOps(ops uint64) (Finding, bool) {
 	switch place.Where {
 	case InKernelText:
 		f.Kind, f.Severity = "ftrace-ops", Info
-		f.Summary = fmt.Sprintf("kernel ftrace ops %s calls %s on %s", f.Symbol, place.Name, what)
+		f.Summary = fmt.Sprintf("kernel ftrace ops %s calls %s on %s", opsName, place.Name, what)
 	case InModule:
 		f.Severity = Medium
 		f.Summary = fmt.Sprintf("module %s traces %s with %s", place.Module, what, place.Name)
 	default:
 		f.Severity = High
-		f.Summary = fmt.Sprintf("ftrace ops %s calls %s on %s", f.Symbol, place.Name, what)
+		f.Summary = fmt.Sprintf("ftrace ops %s calls %s on %s", opsName, place.Name, what)
 	}
 	return f, true
 }

@@ -169,7 +169,11 @@ func writeCheck(w io.Writer, r *forensics.Report, min forensics.Severity) {
 			at = append(at, s)
 		}
 		if f.Target != 0 {
-			at = append(at, fmt.Sprintf("-> %#x %s", f.Target, f.TargetName))
+			name := f.TargetName
+			if strings.HasPrefix(name, forensics.InUnknown) {
+				name = "(" + forensics.InUnknown + ")"
+			}
+			at = append(at, fmt.Sprintf("-> %#x %s", f.Target, name))
 		}
 		if len(at) > 0 {
 			fmt.Fprintf(w, "       %s\n", strings.Join(at, " "))
