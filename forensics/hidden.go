@@ -139,7 +139,7 @@ func checkModules(c *Context) ([]Finding, CheckResult) {
 			s += " " + v.summary
 		}
 		notes = append(notes, s)
-		for _, p := range v.problems {
+		for _, p := range v.allProblems() {
 			problems = append(problems, viewNames[vi]+": "+p)
 		}
 		if v.status == StatusPartial || v.status == StatusNotChecked {

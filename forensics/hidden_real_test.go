@@ -172,6 +172,18 @@ func TestModulesCheckRootkit(t *testing.T) {
 					t.Errorf("%s is on the modules list", rk.Module)
 				}
 			}
+			// What the later checks make of the hook's address (the new
+			// getdents64 entry, at the start of the core).
+			r, err := NewResolver(k, c.Modules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range c.Hidden {
+				r.AddHidden(h)
+			}
+			if pl := r.Resolve(base); pl.Where != InHidden || pl.Module != rk.Module || !strings.Contains(pl.Name, "vmleak_rootkit_getdents64+0x0") {
+				t.Errorf("%#x resolves to %+v", base, pl)
+			}
 			t.Logf("%s\n%s", f.Summary, ev)
 		})
 	}

@@ -37,6 +37,8 @@ func (s viewSet) names() []string {
 // seen, and whether it was read wholly.
 type view struct {
 	mods     []uint64
+	seen     map[uint64]bool
+	dropped  int    // problems past maxProblems
 	status   string // "" (read wholly), StatusPartial, StatusNotChecked or StatusAbsent
 	problems []string
 	skipped  int
@@ -51,16 +53,29 @@ func (v *view) fail(status, format string, args ...any) {
 	if v.status == "" || v.status == StatusPartial {
 		v.status = status
 	}
-	v.problems = append(v.problems, fmt.Sprintf(format, args...))
+	if len(v.problems) < maxProblems {
+		v.problems = append(v.problems, fmt.Sprintf(format, args...))
+	} else {
+		v.dropped++
+	}
+}
+
+// allProblems are the problems, the count of those left out last.
+func (v *view) allProblems() []string {
+	if v.dropped == 0 {
+		return v.problems
+	}
+	return append(v.problems[:len(v.problems):len(v.problems)], fmt.Sprintf("%d more problems", v.dropped))
 }
 
 func (v *view) add(mod uint64) {
-	for _, m := range v.mods {
-		if m == mod {
-			return
-		}
+	if v.seen == nil {
+		v.seen = map[uint64]bool{}
 	}
-	v.mods = append(v.mods, mod)
+	if !v.seen[mod] {
+		v.seen[mod] = true
+		v.mods = append(v.mods, mod)
+	}
 }
 
 // Bounds on the views' walks.
@@ -120,9 +135,7 @@ func sysfsView(k *kernel.Kernel, l *modLayout) *view {
 		mod, err := k.ReadPtr(mk + modOff.Offset())
 		if err != nil {
 			v.skipped++
-			if v.skipped <= maxProblems {
-				v.fail(StatusPartial, "module_kobject %#x: %v", mk, err)
-			}
+			v.fail(StatusPartial, "module_kobject %#x: %v", mk, err)
 			continue
 		}
 		if mod == 0 {
@@ -142,9 +155,6 @@ func sysfsView(k *kernel.Kernel, l *modLayout) *view {
 		if len(notes) > 0 {
 			v.evidence[mod] = joinNotes(notes)
 		}
-	}
-	if v.skipped > maxProblems {
-		v.problems = append(v.problems, fmt.Sprintf("%d more unreadable module_kobjects", v.skipped-maxProblems))
 	}
 	v.summary = fmt.Sprintf("%d (+%d built-in)", len(v.mods), builtin)
 	return v
