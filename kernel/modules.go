@@ -109,6 +109,15 @@ func (k *Kernel) modulesListError(head uint64, err error) error {
 	return fmt.Errorf("kernel: modules list: after module %s at %#x: %w", Printable(name), mv.Addr(), err)
 }
 
+// ModuleAt reads the struct module at addr as Modules reads each entry of
+// the modules list (name and memory regions, in either layout), for
+// modules found some other way: through sysfs, the module address tree or
+// by carving module memory. It checks nothing beyond readability: a caller
+// that was not led there by the modules list validates what it reads.
+func (k *Kernel) ModuleAt(addr uint64) (Module, error) {
+	return k.readModule(k.Object(addr, "struct module"))
+}
+
 // readModule reads one struct module.
 func (k *Kernel) readModule(mv Value) (Module, error) {
 	name, err := mv.Field("name").String()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 )
 
@@ -126,6 +127,36 @@ func TestModulesCorrupt(t *testing.T) {
 					t.Errorf("module error at %#x, want %#x", me.Addr, tc.moduleErr)
 				}
 				wantIn(t, "error", err.Error(), hexVA(tc.moduleErr))
+			}
+		})
+	}
+}
+
+// ModuleAt reads what Modules reads for each module on the list, and
+// fails, naming the address, where no struct module can be read.
+func TestModuleAt(t *testing.T) {
+	for _, m := range fixture.All(t) {
+		d := m.Dumps[0]
+		t.Run(m.Name+"/"+d.File, func(t *testing.T) {
+			k := testkernel.Open(t, m, d)
+			mods, err := k.Modules()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mo := range mods {
+				got, err := k.ModuleAt(mo.Addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Name != mo.Name || got.Addr != mo.Addr || !slices.Equal(got.Ranges, mo.Ranges) {
+					t.Errorf("ModuleAt(%#x) = %+v, Modules has %+v", mo.Addr, got, mo)
+				}
+			}
+			const bad = 0xffffffffff7ff000 // fixmap top, not mapped by any guest
+			_, err = k.ModuleAt(bad)
+			var me *kernel.ModuleError
+			if !errors.As(err, &me) || me.Addr != bad {
+				t.Errorf("ModuleAt(%#x): error %v, want a *ModuleError at it", uint64(bad), err)
 			}
 		})
 	}
