@@ -3,7 +3,6 @@ package forensics
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/vmleak/vmleak/kernel"
@@ -141,14 +140,12 @@ func (r *Resolver) moduleSymbol(m *resolvedModule, va uint64, rg kernel.ModuleRa
 		sort.Slice(syms, func(i, j int) bool { return syms[i].Addr < syms[j].Addr })
 		m.syms = syms
 	}
+	// The nearest symbol below va in the same region: code or data (an
+	// ftrace_ops or a fake table is data), never one of another region.
 	i := sort.Search(len(m.syms), func(i int) bool { return m.syms[i].Addr > va }) - 1
-	for ; i >= 0; i-- {
-		s := m.syms[i]
-		if strings.ContainsRune("tTwW", rune(s.Type)) {
-			if _, same := m.mod.Contains(s.Addr); same && s.Addr >= rg.Base {
-				return fmt.Sprintf("%s+%#x", s.Name, va-s.Addr)
-			}
-			break
+	if i >= 0 {
+		if s := m.syms[i]; s.Addr >= rg.Base && s.Addr-rg.Base < rg.Size {
+			return fmt.Sprintf("%s+%#x", s.Name, va-s.Addr)
 		}
 	}
 	return fmt.Sprintf("%s+%#x", rg.Kind, va-rg.Base)

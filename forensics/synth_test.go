@@ -72,7 +72,7 @@ func (w *world) open(t *testing.T) (*Context, *kernel.Kernel) {
 	return &Context{K: k, Modules: mods, Resolver: res}, k
 }
 
-func le64(v uint64) []byte {
+func word(v uint64) []byte {
 	b := make([]byte, 8)
 	for i := range b {
 		b[i] = byte(v >> (8 * i))
@@ -96,9 +96,9 @@ func TestSyscallsSynthetic(t *testing.T) {
 		module string
 	}{
 		{"clean", func(w *world) {}, "", ""},
-		{"into unknown memory", func(w *world) { w.sk.Tamper(w.table+8, le64(w.evil)) }, "high:syscall-hook", ""},
-		{"into a listed module", func(w *world) { w.sk.Tamper(w.table, le64(w.listed)) }, "high:syscall-hook", "tracer"},
-		{"to another kernel function", func(w *world) { w.sk.Tamper(w.table, le64(w.write)) }, "high:syscall-hook", ""},
+		{"into unknown memory", func(w *world) { w.sk.Tamper(w.table+8, word(w.evil)) }, "high:syscall-hook", ""},
+		{"into a listed module", func(w *world) { w.sk.Tamper(w.table, word(w.listed)) }, "high:syscall-hook", "tracer"},
+		{"to another kernel function", func(w *world) { w.sk.Tamper(w.table, word(w.write)) }, "high:syscall-hook", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
@@ -118,7 +118,7 @@ func TestSyscallsSynthetic(t *testing.T) {
 	}
 	// The name of a hooked system call comes from its original entry point.
 	w := newWorld(t)
-	w.sk.Tamper(w.table+8, le64(w.evil))
+	w.sk.Tamper(w.table+8, word(w.evil))
 	c, _ := w.open(t)
 	fs, _ := checkSyscalls(c)
 	if len(fs) != 1 || !strings.Contains(fs[0].Summary, "system call 1 (write) redirected to unknown memory") {
@@ -166,7 +166,7 @@ func TestFtraceSynthetic(t *testing.T) {
 	w = newWorld(t)
 	a := w.sk.FtraceOps(w.other, nil)
 	b := w.sk.FtraceOps(w.other, nil)
-	w.sk.Tamper(a+8, le64(b)) // a.next = b, b.next = a
+	w.sk.Tamper(a+8, word(b)) // a.next = b, b.next = a
 	c, _ = w.open(t)
 	_, res = checkFtrace(c)
 	if res.Status != StatusPartial || !strings.Contains(res.Note, "loop") {
@@ -197,7 +197,7 @@ func TestSeqOpsSynthetic(t *testing.T) {
 		w.sk.Poke64(fake+8*uint64(i), fn)
 	}
 	w.sk.ProcNet([]string{"tcp", "udp"}, []uint64{w.tcp, fake})
-	w.sk.Tamper(w.tcp+24, le64(w.evil)) // tcp4_seq_ops.show
+	w.sk.Tamper(w.tcp+24, word(w.evil)) // tcp4_seq_ops.show
 	c, _ := w.open(t)
 	fs, res := checkSeqOps(c)
 	got := kinds(fs)
@@ -217,7 +217,7 @@ func TestSeqOpsSynthetic(t *testing.T) {
 // text rendering of the same report is golden-tested in cmd/vmleak.
 func TestReportGolden(t *testing.T) {
 	w := newWorld(t)
-	w.sk.Tamper(w.table+8, le64(w.evil))
+	w.sk.Tamper(w.table+8, word(w.evil))
 	w.sk.FtraceOps(w.listed, []uint64{w.read})
 	w.sk.Kprobe(w.write, w.evil, 0)
 	w.sk.ProcNet([]string{"tcp"}, []uint64{w.tcp})
