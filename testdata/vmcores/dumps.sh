@@ -10,7 +10,10 @@
 #           then optionally +nobj:leak:leak_size for the second module
 #           vmleak_peer; "-" for none. The modules are built against each
 #           kernel's headers with its suite's gcc (in a chroot for suites other
-#           than the machine's: see build_chroot).
+#           than the machine's: see build_chroot). A third part "+rootkit"
+#           also loads the rootkit-like module rootkit/vmleak_rootkit.c (its
+#           compile-time defaults are its parameters; machine's suite only)
+#           and records its ground truth and crash's view (rootkit_oracle.py).
 # steps:    see guest/init; growslabs:N allocates N whole slabs of test objects.
 # fwcfg:    1 loads qemu_fw_cfg and adds -device vmcoreinfo (VMCOREINFO in QEMU dumps).
 # "-" means empty.
@@ -28,6 +31,7 @@ trixie-slubdbg   trixie   qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 d
 sid-slubdbg      sid      qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - slub_debug=U
 bullseye-kdump   bullseye kdump 768  2 1000:300:1000:50:3000 2000 kdump                       elf            1 - crashkernel=256M
 bullseye-qemu    bullseye qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - -
+bookworm-rootkit bookworm qemu  512  2 1000:300:1000:50:3000+200:120:1000+rootkit 2000 dump   elf,kdump-zlib 1 - slub_debug=U
 '
 
 all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
@@ -47,11 +51,16 @@ recipe_hash() {
 		cat "$HERE/guest/init"
 		# Only dumps that load the test modules change with their source.
 		[[ $(scenario "$1" | awk '{print $6}') == - ]] || module_key
+		# And only dumps that load the rootkit-like module with its source.
+		[[ $(scenario "$1" | awk '{print $6}') != *+rootkit ]] || rootkit_key
 	} | sha256sum | cut -c1-16
 }
 
 # module_key: the test modules' source, which keys their builds and the dumps that load them.
 module_key() { cat "$HERE"/module/* | sha256sum | cut -c1-12; }
+
+# rootkit_key: the same for the rootkit-like module (rootkit/).
+rootkit_key() { cat "$HERE"/rootkit/* | sha256sum | cut -c1-12; }
 
 # mirror_uri: the Debian mirror the machine's apt uses.
 mirror_uri() {
@@ -154,6 +163,35 @@ build_test_modules() {
 	echo "$out"
 }
 
+# build_rootkit_module suite release -> directory holding vmleak_rootkit.ko
+# (cached per release and source). Written for the 6.1 kernel of the
+# machine's own suite, and built with its gcc and headers only.
+build_rootkit_module() {
+	local suite=$1 rel=$2 out
+	out=$FIX/kernels/$rel/rootkit-module-$(rootkit_key)
+	if [[ ! -f $out/vmleak_rootkit.ko ]]; then
+		[[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]] ||
+			die "the rootkit module is built for the machine's own suite only, not $suite"
+		if [[ ! -d /usr/src/linux-headers-$rel ]]; then
+			log "apt-get install linux-headers-$rel"
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$rel" >/dev/null ||
+				die "cannot install linux-headers-$rel"
+		fi
+		local b
+		b=$(mktemp -d)
+		cp "$HERE"/rootkit/* "$b/"
+		make -s -C "/usr/src/linux-headers-$rel" M="$b" modules >"$b/build.log" 2>&1 || {
+			cat "$b/build.log" >&2
+			die "rootkit module build failed for $rel"
+		}
+		mkdir -p "$out.tmp"
+		cp "$b/vmleak_rootkit.ko" "$out.tmp/"
+		rm -rf "$out" && mv "$out.tmp" "$out"
+		rm -rf "$b"
+	fi
+	echo "$out"
+}
+
 # copy_bin root binary: a dynamically linked binary and its libraries into an initramfs tree.
 copy_bin() {
 	local root=$1 bin=$2 lib
@@ -166,9 +204,14 @@ copy_bin() {
 }
 
 # build_initrd suite release with_test -> path of the gzip'd initramfs
+# with_test: 0 (no test modules), 1 (vmleak_test and vmleak_peer) or rootkit
+# (those and vmleak_rootkit).
 build_initrd() {
 	local suite=$1 rel=$2 with_test=$3 kdir=$FIX/kernels/$2 key out
-	key=$( (cat "$HERE/guest/init" "$HERE/lab.py" && echo "$with_test $RECIPE_VERSION" && { [[ $with_test != 1 ]] || module_key; }) |
+	key=$( (cat "$HERE/guest/init" "$HERE/lab.py" && echo "$with_test $RECIPE_VERSION" && case $with_test in
+		1) module_key ;;
+		rootkit) module_key && rootkit_key ;;
+		esac) |
 		sha256sum | cut -c1-12)
 	out=$kdir/initrd-$key.gz
 	[[ -f $out ]] && {
@@ -188,10 +231,15 @@ build_initrd() {
 		*) cp "$p" "$root/modules/$m.ko" ;;
 		esac
 	done < <(python3 "$HERE/lab.py" modorder "$kdir/modules" virtio_pci virtio_blk qemu_fw_cfg isofs 2>/dev/null)
-	if [[ $with_test == 1 ]]; then
+	if [[ $with_test != 0 ]]; then
 		local tm
 		tm=$(build_test_modules "$suite" "$rel") || exit 1
 		cp "$tm/vmleak_test.ko" "$tm/vmleak_peer.ko" "$root/modules/" || exit 1
+	fi
+	if [[ $with_test == rootkit ]]; then
+		local rk
+		rk=$(build_rootkit_module "$suite" "$rel") || exit 1
+		cp "$rk/vmleak_rootkit.ko" "$root/modules/" || exit 1
 	fi
 	copy_bin "$root" "$(command -v makedumpfile)"
 	copy_bin "$root" "$(command -v kexec)"
@@ -260,7 +308,12 @@ build_dump() { # name
 	fi
 	log "$name: building ($suite $rel, $producer)"
 	local t0=$SECONDS with_test=0
+	# test is main[+peer[+rootkit]], split by position.
+	local tmain tpeer trk
+	IFS=+ read -r tmain tpeer trk <<<"$test"
+	[[ -z $trk || $trk == rootkit ]] || die "$name: unknown third test part $trk"
 	[[ $test != - ]] && with_test=1
+	[[ $trk == rootkit ]] && with_test=rootkit
 	rm -rf "$out" && mkdir -p "$out/oracle" "$out/work"
 	local initrd
 	initrd=$(build_initrd "$suite" "$rel" "$with_test") || exit 1
@@ -269,9 +322,11 @@ build_dump() { # name
 	# with a constructor, so never merged): module-owned slab state on every kernel.
 	mods=$(python3 "$HERE/lab.py" modorder "$kdir/modules" virtio_pci virtio_blk isofs 2>/dev/null | awk '{print $1}' | paste -sd,)
 	[[ $fwcfg == 1 ]] && mods="$mods,qemu_fw_cfg"
+	# guest/init loads vmleak.mods in order before the test modules.
+	[[ $trk == rootkit ]] && mods="$mods,vmleak_rootkit"
 	local cmdline="console=ttyS0 panic=-1 loglevel=1 vmleak.mods=$mods vmleak.steps=$steps"
-	[[ $test != - ]] && cmdline+=" vmleak.test=${test%%+*}"
-	[[ $test == *+* ]] && cmdline+=" vmleak.peer=${test#*+}"
+	[[ $test != - ]] && cmdline+=" vmleak.test=$tmain"
+	[[ -n $tpeer ]] && cmdline+=" vmleak.peer=$tpeer"
 	[[ $files != - ]] && cmdline+=" vmleak.files=$files"
 	[[ $cmdx != - ]] && cmdline+=" $cmdx"
 	local w=$out/work
@@ -365,16 +420,24 @@ build_dump() { # name
 		log "$name: crash on $(basename "$f")"
 		run_crash "$f" "$kdir/vmlinux" "$out/oracle/crash"
 	done
-	local testjson=null peerjson=null
+	local testjson=null peerjson=null rootkitjson=null
+	if [[ $trk == rootkit ]]; then
+		# The module's own account of what it did, from the kernel log in the
+		# dump, checked against crash's view (oracle/crash/qemu1.elf.rootkit).
+		[[ -f $out/qemu1.elf ]] || die "$name: the rootkit oracle reads qemu1.elf; add elf to the formats"
+		log "$name: rootkit oracle"
+		rootkitjson=$(python3 "$HERE/rootkit_oracle.py" "$out/qemu1.elf" "$kdir/vmlinux" "$out/oracle/crash") ||
+			die "$name: rootkit oracle failed"
+	fi
 	if [[ $test != - ]]; then
 		local nobj leak leak_size bss bss_size
-		IFS=: read -r nobj leak leak_size bss bss_size <<<"${test%%+*}"
+		IFS=: read -r nobj leak leak_size bss bss_size <<<"$tmain"
 		# leak_site and bss_site: the module's functions that allocate them.
 		testjson="{\"module\":\"vmleak_test\",\"cache\":\"vmleak_test_obj\",\"nobj\":$nobj,\"leak\":$leak,\"leak_size\":$leak_size,\"bss\":$bss,\"bss_size\":$bss_size,\"allocated_oracle\":\"test-module\",\"leak_site\":\"vmleak_test_leak\",\"bss_site\":\"vmleak_test_fill_bss\"}"
 	fi
-	if [[ $test == *+* ]]; then
+	if [[ -n $tpeer ]]; then
 		local nobj leak leak_size
-		IFS=: read -r nobj leak leak_size <<<"${test#*+}"
+		IFS=: read -r nobj leak leak_size <<<"$tpeer"
 		peerjson="{\"module\":\"vmleak_peer\",\"cache\":\"vmleak_peer_obj\",\"nobj\":$nobj,\"leak\":$leak,\"leak_size\":$leak_size,\"bss\":0,\"bss_size\":0,\"allocated_oracle\":\"peer-module\",\"leak_site\":\"vmleak_peer_leak\"}"
 	fi
 	local IFS=,
@@ -384,7 +447,7 @@ build_dump() { # name
 {"name":"$name","recipe":"$hash","suite":"$suite","kernel_release":"$rel",
  "kernel":"kernels/$rel/kernel.json","vmlinux":"kernels/$rel/vmlinux","debuginfo_dir":"kernels/$rel/usr/lib/debug/lib/modules/$rel",
  "producer":"$producer","guest":{"mem_mib":$mem,"smp":$smp,"machine":"$extra","fw_cfg":$([[ $fwcfg == 1 ]] && echo true || echo false),"cmdline":"$cmdline"},
- "steps":"$steps","tmpfs_files":$([[ $files == - ]] && echo 0 || echo "$files"),"test_module":$testjson,"peer_module":$peerjson,
+ "steps":"$steps","tmpfs_files":$([[ $files == - ]] && echo 0 || echo "$files"),"test_module":$testjson,"peer_module":$peerjson,"rootkit":$rootkitjson,
  "dumps":[${dumps_json[*]}],"build_seconds":$((SECONDS - t0))}
 EOF
 	)
