@@ -97,7 +97,9 @@ func (t *textTables) table(what, start, end string) (uint64, []byte, bool) {
 	return s, b, true
 }
 
-func s32(b []byte, off uint64) uint64 { return uint64(int64(int32(binary.LittleEndian.Uint32(b[off:])))) }
+func s32(b []byte, off uint64) uint64 {
+	return uint64(int64(int32(binary.LittleEndian.Uint32(b[off:]))))
+}
 
 // relTable reads a table of s32 offsets, each relative to its own place
 // (retpoline, return, endbr seal, call depth sites, smp locks): one site
