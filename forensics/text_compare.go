@@ -604,10 +604,10 @@ func (c *textCompare) unexplainedFinding(b, end int, atEntry bool) Finding {
 		f.Target, f.TargetName, f.Module = t, p.Name, p.Module
 		if atEntry {
 			f.Kind = "inline-hook"
-			f.Summary = fmt.Sprintf("%s is hooked: the dump's code branches to %s (%s), the vmlinux's does not", sym, p.Name, p.Where)
+			f.Summary = fmt.Sprintf("%s is hooked: the dump's code branches to %s, the vmlinux's does not", sym, p.Name)
 			return f
 		}
-		f.Summary = fmt.Sprintf("kernel text at %s is patched to branch to %s (%s); no run-time patching explains it", sym, p.Name, p.Where)
+		f.Summary = fmt.Sprintf("kernel text at %s is patched to branch to %s; no run-time patching explains it", sym, p.Name)
 		return f
 	}
 	f.Summary = fmt.Sprintf("%d bytes of kernel text at %s differ from the vmlinux; no run-time patching explains them", end-b, sym)
@@ -630,11 +630,17 @@ func (c *textCompare) badSite(st *textSite, s, e int, v textVerdict) Finding {
 	if v.undecodable {
 		c.out.undecodable++
 	}
+	if v.target == 0 {
+		if ins, _ := textDecodeAll(c.have[s:e], va); len(ins) > 0 {
+			v.target, _ = c.hookTarget(ins)
+		}
+	}
 	if v.target != 0 {
 		p := in.world.Resolve(v.target)
 		f.Target, f.TargetName, f.Module = v.target, p.Name, p.Module
 		if fs, _, ok := in.world.FuncStart(va); ok && va-fs < textEntrySlack && !c.inText(v.target) {
 			f.Kind = "inline-hook"
+			f.Summary = fmt.Sprintf("%s is hooked: its %s site branches to %s: %s", sym, st.kind, p.Name, v.why)
 		}
 	}
 	return f
@@ -869,11 +875,13 @@ func (c *textCompare) validateFtrace(st *textSite, ins []textInsn) textVerdict {
 	}
 	// A kprobe on the site runs through ftrace (kprobe_ftrace_handler): its
 	// handlers are the kprobe's.
+	kind, what := "ftrace-site", "an enabled ftrace site"
 	if kp := c.in.kprobes[st.addr]; kp != nil {
 		handlers = append(handlers, kp.handlers...)
+		kind, what = "kprobe-site", fmt.Sprintf("a kprobe on ftrace (struct kprobe %#x)", kp.kp)
 	}
 	v := textVerdict{ok: true, kind: st.kind + " (enabled)"}
-	v.finding = c.handlerFinding(st.addr, "ftrace-site", "an enabled ftrace site", via, t, handlers)
+	v.finding = c.handlerFinding(st.addr, kind, what, via, t, handlers)
 	return v
 }
 
@@ -900,7 +908,7 @@ func (c *textCompare) handlerFinding(ip uint64, kind, what, via string, target u
 	sym := c.in.world.Resolve(ip).Name
 	return &Finding{
 		Kind: kind, Severity: sev, Addr: ip, Symbol: sym, Module: wp.Module, Target: wa, TargetName: wp.Name,
-		Summary:  fmt.Sprintf("%s at %s runs %s (%s)", what, sym, wp.Name, wp.Where),
+		Summary:  fmt.Sprintf("%s at %s runs %s", what, sym, wp.Name),
 		Evidence: []string{fmt.Sprintf("via %s (%#x)", via, target)},
 	}
 }

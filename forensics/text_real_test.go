@@ -59,3 +59,4 @@ func TestTextCleanFixtures(t *testing.T) {
 		})
 	}
 }
+
