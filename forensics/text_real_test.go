@@ -59,4 +59,3 @@ func TestTextCleanFixtures(t *testing.T) {
 		})
 	}
 }
-
