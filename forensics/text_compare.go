@@ -114,8 +114,8 @@ type textInput struct {
 // textReloc is one absolute address field in the text.
 type textReloc struct {
 	addr    uint64
-	width   int  // 4 or 8
-	inverse bool // the boot code subtracts the offset
+	width   uint8 // 4 or 8
+	inverse bool  // the boot code subtracts the offset
 }
 
 // textCount is what one kind of patching explained.
@@ -153,6 +153,7 @@ type textCompare struct {
 	claimed []uint64   // bitset of offsets explained or reported
 	funcs   map[uint64][]int32
 	rc      map[string][2]uint64 // runtime constants without a variable: value, sites
+	insBuf  []textInsn
 }
 
 // textSpan is [s, e) of offsets into the text.
@@ -241,30 +242,40 @@ func appendRange(rs []textRange, r textRange) []textRange {
 	return append(rs, r)
 }
 
-// diff finds the runs of differing bytes, 64 bytes at a time where equal.
+// diff finds the runs of differing bytes, comparing 8 bytes at a time.
 func (c *textCompare) diff() {
 	a, b := c.in.want, c.have
-	const blk = 64
+	n := len(a)
+	c.runs = make([]textSpan, 0, 1024)
 	in := false
 	start := 0
-	for off := 0; off < len(a); {
-		if !in && off+blk <= len(a) && bytes.Equal(a[off:off+blk], b[off:off+blk]) {
-			off += blk
-			continue
-		}
-		if a[off] != b[off] {
-			c.out.differ++
-			if !in {
-				in, start = true, off
-			}
-		} else if in {
+	step := func(off int, differ bool) {
+		switch {
+		case differ && !in:
+			in, start = true, off
+		case !differ && in:
 			in = false
 			c.runs = append(c.runs, textSpan{start, off})
 		}
-		off++
+		if differ {
+			c.out.differ++
+		}
+	}
+	off := 0
+	for ; off+8 <= n; off += 8 {
+		x := binary.LittleEndian.Uint64(a[off:]) ^ binary.LittleEndian.Uint64(b[off:])
+		if x == 0 && !in {
+			continue
+		}
+		for i := 0; i < 8; i++ {
+			step(off+i, x>>(8*i)&0xff != 0)
+		}
+	}
+	for ; off < n; off++ {
+		step(off, a[off] != b[off])
 	}
 	if in {
-		c.runs = append(c.runs, textSpan{start, len(a)})
+		c.runs = append(c.runs, textSpan{start, n})
 	}
 }
 
@@ -295,7 +306,7 @@ func (c *textCompare) count(kind string, bytes int) {
 // sites validates every patch site whose bytes differ.
 func (c *textCompare) sites() {
 	in := c.in
-	sites := append([]textSite(nil), in.sites...)
+	sites := in.sites // n is filled in where 0
 	// The static call trampolines have no table: each differing one is a
 	// site, from its symbol (the jmp at its start; RET variants write 5
 	// bytes too).
@@ -317,7 +328,6 @@ func (c *textCompare) sites() {
 		}
 		sites = append(sites, textSite{addr: kp.addr, n: n, kind: siteKprobe})
 	}
-	sort.SliceStable(sites, func(i, j int) bool { return sites[i].addr < sites[j].addr })
 	// Where sites overlap, the kernel's order decides what is left:
 	// alternatives are applied after the retpoline, return and call
 	// thunk rewrites (alternative_instructions) and overwrite them, so
@@ -429,9 +439,9 @@ func (c *textCompare) relocations() {
 				for ; i < len(in.relocs) && in.relocs[i].addr <= va; i++ {
 					rl := in.relocs[i]
 					off := int(rl.addr - in.start)
-					if matches(off, rl.width, rl.inverse) {
-						c.claim(off, off+rl.width)
-						c.count(kindKASLRReloc, c.differs(off, off+rl.width))
+					if w := int(rl.width); matches(off, w, rl.inverse) {
+						c.claim(off, off+w)
+						c.count(kindKASLRReloc, c.differs(off, off+w))
 						break
 					}
 				}
@@ -694,7 +704,8 @@ func (c *textCompare) validate(st *textSite, b []byte) textVerdict {
 		}
 		return textVerdict{ok: true, kind: st.kind}
 	}
-	ins, err := textDecodeAll(b, st.addr)
+	ins, err := textDecodeInto(c.insBuf, b, st.addr)
+	c.insBuf = ins
 	if err != nil {
 		v := textBad("%v", err)
 		v.undecodable = true

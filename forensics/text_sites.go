@@ -2,9 +2,11 @@ package forensics
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -109,6 +111,7 @@ func (t *textTables) relTable(kind, start, end string, n int) {
 	if !ok {
 		return
 	}
+	t.sites = slices.Grow(t.sites, len(b)/4)
 	for off := uint64(0); off+4 <= uint64(len(b)); off += 4 {
 		if binary.LittleEndian.Uint32(b[off:]) == 0 {
 			continue
@@ -253,6 +256,7 @@ func (t *textTables) mcount() {
 	if !ok {
 		return
 	}
+	t.sites = slices.Grow(t.sites, len(b)/8)
 	for off := 0; off+8 <= len(b); off += 8 {
 		if a := binary.LittleEndian.Uint64(b[off:]); a != 0 {
 			t.sites = append(t.sites, textSite{addr: a + t.kaslr, n: 5, kind: siteFtrace})
@@ -366,6 +370,7 @@ func textRelocs(ef *elf.File, kaslr uint64) ([]textReloc, bool, error) {
 		}
 		found = true
 		const ent = 24
+		rs = slices.Grow(rs, int(s.Size/ent/2))
 		buf := make([]byte, 2730*ent)
 		for off := uint64(0); off+ent <= s.Size; {
 			n := min(uint64(len(buf)), (s.Size-off)/ent*ent)
@@ -384,12 +389,12 @@ func textRelocs(ef *elf.File, kaslr uint64) ([]textReloc, bool, error) {
 				default:
 					continue
 				}
-				rs = append(rs, textReloc{addr: binary.LittleEndian.Uint64(buf[i:]) + kaslr, width: w, inverse: inverse})
+				rs = append(rs, textReloc{addr: binary.LittleEndian.Uint64(buf[i:]) + kaslr, width: uint8(w), inverse: inverse})
 			}
 			off += n
 		}
 	}
-	sort.Slice(rs, func(i, j int) bool { return rs[i].addr < rs[j].addr })
+	slices.SortFunc(rs, func(a, b textReloc) int { return cmp.Compare(a.addr, b.addr) })
 	return rs, found, nil
 }
 
