@@ -14,13 +14,6 @@ const (
 	maxKprobeChildren = 1024
 )
 
-// kprobe flags (include/linux/kprobes.h).
-const (
-	kprobeFlagGone     = 1
-	kprobeFlagDisabled = 2
-	kprobeFlagFtrace   = 8
-)
-
 // checkKprobes walks kprobe_table (the hash of registered probes) and
 // resolves each probe's address and handlers; an aggregate probe
 // (aggr_pre_handler) stands for the probes on its list, and a kretprobe's

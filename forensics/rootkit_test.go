@@ -81,6 +81,11 @@ func TestRootkitFindings(t *testing.T) {
 				t.Fatalf("ftrace hooks: %+v", ft)
 			}
 			named("ftrace ops", ft[0], uint64(rk.Ftrace.CallbackAddr), rk.Ftrace.Callback)
+			ih := find(rep, "text", "inline-hook")
+			if len(ih) != 1 || ih[0].Addr != uint64(rk.Patch.Addr) || ih[0].Symbol != rk.Patch.Function+"+0x0" {
+				t.Fatalf("inline hooks: %+v", ih)
+			}
+			named("inline hook", ih[0], uint64(rk.Patch.TargetAddr), rk.Patch.Target)
 			for _, f := range rep.Findings {
 				if f.Severity >= forensics.Medium && f.Module != rk.Module {
 					t.Errorf("finding not about the rootkit: %s %s %s", f.Severity, f.Kind, f.Summary)
