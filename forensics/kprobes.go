@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/vmleak/vmleak/kdwarf"
-	"github.com/vmleak/vmleak/kernel"
 )
 
 // Bounds on the kprobe walk.
@@ -104,22 +103,18 @@ func (c *Context) kprobe(kp, kretPre uint64) (Finding, error) {
 	if err := firstErr(err1, err2, err3, err4); err != nil {
 		return Finding{}, fmt.Errorf("kprobe %#x: %w", kp, err)
 	}
-	handlers := []struct {
+	type handler struct {
 		what string
 		va   uint64
-	}{{"pre_handler", pre}, {"post_handler", post}}
+	}
+	handlers := []handler{{"pre_handler", pre}, {"post_handler", post}}
 	if kretPre != 0 && pre == kretPre {
-		rp := kernel.Value(k.Object(kp, "struct kretprobe"))
+		// A kretprobe's own handlers sit in the struct kretprobe around it.
+		rp := k.Object(kp, "struct kretprobe")
 		if rp.HasField("handler") {
 			h, _ := rp.Field("handler").Ptr()
 			e, _ := rp.Field("entry_handler").Ptr()
-			handlers = append(handlers, struct {
-				what string
-				va   uint64
-			}{"kretprobe handler", h}, struct {
-				what string
-				va   uint64
-			}{"kretprobe entry_handler", e})
+			handlers = append(handlers, handler{"kretprobe handler", h}, handler{"kretprobe entry_handler", e})
 		}
 	}
 	probed := c.Resolver.Resolve(addr)
