@@ -145,7 +145,7 @@ func (r *Resolver) moduleSymbol(m *resolvedModule, va uint64, rg kernel.ModuleRa
 	i := sort.Search(len(m.syms), func(i int) bool { return m.syms[i].Addr > va }) - 1
 	if i >= 0 {
 		if s := m.syms[i]; s.Addr >= rg.Base && s.Addr-rg.Base < rg.Size {
-			return fmt.Sprintf("%s+%#x", s.Name, va-s.Addr)
+			return fmt.Sprintf("%s+%#x", kernel.Printable(s.Name), va-s.Addr)
 		}
 	}
 	return fmt.Sprintf("%s+%#x", rg.Kind, va-rg.Base)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/vmleak/vmleak/kdwarf"
+	"github.com/vmleak/vmleak/kernel"
 )
 
 // Bounds on the /proc/net walk.
@@ -148,7 +149,7 @@ func (c *Context) procNetEntries() ([]Finding, int, error) {
 		name := "?"
 		if np, err := pde.Field("name").Ptr(); err == nil {
 			if s, err := k.ReadCString(np, 256); err == nil {
-				name = s
+				name = kernel.Printable(s)
 			}
 		}
 		ops, err := pde.Field("seq_ops").Ptr()
