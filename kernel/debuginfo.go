@@ -132,8 +132,13 @@ type debugRejection struct{ path, why string }
 // build-id is refused. The error wraps ErrNoDebuginfo and lists what was
 // found and why it was refused.
 func FindModuleDebuginfo(release, name string, buildID []byte, dirs []string) (string, error) {
-	if name == "" {
-		return "", fmt.Errorf("%w: empty module name", ErrNoDebuginfo)
+	if !SafePathElement(name) {
+		return "", fmt.Errorf("%w: module name %q cannot name a file", ErrNoDebuginfo, name)
+	}
+	if release != "" && !SafePathElement(release) {
+		// Crafted to reach outside the trees: search by build-id and the
+		// given directories only.
+		release = ""
 	}
 	var searched []string
 	var rejected []debugRejection

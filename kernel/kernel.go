@@ -232,8 +232,8 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 // roots of several kernels given, the first root's bare vmlinux is another
 // kernel's.
 func FindVmlinux(release string, extra []string) string {
-	if release == "" {
-		return ""
+	if !SafePathElement(release) {
+		return "" // empty, or crafted to reach outside the debuginfo trees
 	}
 	roots := append(append([]string(nil), extra...), "/")
 	named := []string{
@@ -325,6 +325,23 @@ func (k *Kernel) vmlinuxBytes(addr, size uint64) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("kernel: %s: no section holds %#x", k.types.Path(), addr)
+}
+
+// SafePathElement tells whether s, read from a dump (a kernel release, a
+// module name), may become one element of a file path: not empty, not "."
+// or "..", no '/', NUL or other control byte, no byte outside ASCII, at most
+// 255 bytes. A crafted release such as "../../etc" must never make a
+// debuginfo lookup read outside the trees it searches.
+func SafePathElement(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f || c == '/' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // ImageBytes reads size bytes at a run-time address of the kernel image from
