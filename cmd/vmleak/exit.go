@@ -14,6 +14,7 @@ const (
 	ExitPartial  = 5 // completed, but part of the data was unreadable (e.g. pages filtered out)
 	ExitGrowth   = 6 // diff: a --fail-if-growth limit was exceeded (the output is complete)
 	ExitFindings = 7 // check: a finding of high severity is present (the output is complete)
+	ExitResource = 8 // a resource limit (--max-memory) was hit; the output is cut short
 )
 
 const exitCodesHelp = `Exit codes:
@@ -26,6 +27,7 @@ const exitCodesHelp = `Exit codes:
   6  diff: growth exceeded a --fail-if-growth limit (checked before 5: a
      limit exceeded on complete caches is exceeded whatever else is partial)
   7  check: a finding of high severity is present (checked before 5)
+  8  a resource limit was hit (--max-memory): the output is cut short
 `
 
 // usageError marks command-line mistakes.

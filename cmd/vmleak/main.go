@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 )
 
 func main() {
@@ -19,14 +20,15 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "vmleak: internal error (a bug, please report): %v\n", r)
+			fmt.Fprintf(stderr, "vmleak: internal error (a bug, please report)%s: %v\n", inputsOf(args), r)
 			if os.Getenv("VMLEAK_DEBUG") != "" {
 				stderr.Write(debug.Stack())
 			}
 			code = ExitInternal
 		}
 	}()
-	cmd := newRootCmd()
+	cmd, done := newRootCmd()
+	defer done()
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -35,4 +37,19 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintf(stderr, "vmleak: %v\n", err)
 	}
 	return exitCode(err)
+}
+
+// inputsOf names the files among a command line's arguments, for the one
+// line a panic leaves: which input made vmleak fail.
+func inputsOf(args []string) string {
+	var files []string
+	for _, a := range args {
+		if st, err := os.Stat(a); err == nil && !st.IsDir() {
+			files = append(files, a)
+		}
+	}
+	if len(files) == 0 {
+		return ""
+	}
+	return " reading " + strings.Join(files, ", ")
 }

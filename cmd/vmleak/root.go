@@ -25,14 +25,24 @@ type globalOptions struct {
 	zeroFill  bool
 	json      bool
 	types     string
+	maxMemory string
+	// stopLimit ends the memory watch started before the command ran.
+	stopLimit func()
 	// sharedTypes, when set, is the open vmlinux every kernel opened uses
 	// (diff of two dumps of one kernel).
 	sharedTypes *kdwarf.File
 }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd builds the command tree; done ends what a command started
+// around its run (the memory watch) and is called after Execute.
+func newRootCmd() (root *cobra.Command, done func()) {
 	g := &globalOptions{}
-	root := &cobra.Command{
+	done = func() {
+		if g.stopLimit != nil {
+			g.stopLimit()
+		}
+	}
+	root = &cobra.Command{
 		Use:   "vmleak",
 		Short: "Find where a crashed kernel's memory went",
 		Long: `vmleak analyzes Linux kernel crash dumps (vmcores) offline: kdump ELF
@@ -55,8 +65,17 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 	pf.BoolVar(&g.zeroFill, "zero-fill", false, "read memory missing from the dump as zeros (reported in the output)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of text")
 	pf.StringVar(&g.types, "types", "auto", "type information source: auto, btf or dwarf")
+	pf.StringVar(&g.maxMemory, "max-memory", "4G", "stop with exit code 8 when vmleak's memory use exceeds this (K, M, G suffixes; 0: no limit); the default is far above any command's need on the lab's dumps (a few hundred MB for 1 GiB) and far below what a crafted dump could make a careless reader take")
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		limit, err := parseBytes(g.maxMemory)
+		if err != nil {
+			return &usageError{msg: "--max-memory: " + err.Error()}
+		}
+		g.stopLimit = memoryLimit(limit, args, c.ErrOrStderr())
+		return nil
+	}
 	root.AddCommand(newInfoCmd(g), newAllocinfoCmd(g), newOwnersCmd(g), newLeaksCmd(g), newSlabsCmd(g), newSlabinfoCmd(g), newWhatisCmd(g), newObjectsCmd(g), newMeminfoCmd(g), newDmesgCmd(g), newModulesCmd(g), newSummaryCmd(g), newDiffCmd(g), newCheckCmd(g))
-	return root
+	return root, done
 }
 
 // exactArgs is cobra.ExactArgs with a usage error.
