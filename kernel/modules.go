@@ -124,7 +124,7 @@ func (k *Kernel) readModule(mv Value) (Module, error) {
 	if err != nil {
 		return Module{}, &ModuleError{Addr: mv.Addr(), Err: err}
 	}
-	m := Module{Name: Printable(name), Addr: mv.Addr()}
+	m := Module{Name: PrintableName(name), Addr: mv.Addr()}
 	type region struct {
 		kind string
 		v    Value // a struct with base and size

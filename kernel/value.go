@@ -364,9 +364,19 @@ func (k *Kernel) ReadCString(va uint64, max int) (string, error) {
 // Printable makes a string read from a dump safe to print: control and
 // non-UTF-8 bytes are escaped (\x1b), so a corrupt or crafted dump cannot
 // write terminal escapes or binary into the output.
-func Printable(s string) string {
+func Printable(s string) string { return escape(s, false) }
+
+// PrintableName is Printable for a name that column-based outputs
+// (slabs, slabinfo, owners, modules) print as one field: a space is escaped
+// too (\x20), so a crafted cache or module name cannot shift columns. No
+// real cache or module name has one: /proc/slabinfo's own format could not
+// carry it either.
+func PrintableName(s string) string { return escape(s, true) }
+
+func escape(s string, space bool) string {
+	bad := func(c byte) bool { return c < 0x20 || c >= 0x7f || (space && c == ' ') }
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f {
+		if bad(s[i]) {
 			goto escape
 		}
 	}
@@ -374,7 +384,7 @@ func Printable(s string) string {
 escape:
 	var sb strings.Builder
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
+		if c := s[i]; bad(c) || c == '\\' {
 			fmt.Fprintf(&sb, "\\x%02x", c)
 		} else {
 			sb.WriteByte(c)

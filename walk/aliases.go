@@ -90,7 +90,7 @@ func (w *Walker) Aliases() (map[uint64][]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("walk: aliases: kernfs_node %#x name: %w", node, err)
 		}
-		name = kernel.Printable(name)
+		name = kernel.PrintableName(name)
 		target := node
 		if flags&kernfsTypeMask == kernfsLink {
 			target = targetKN

@@ -211,7 +211,7 @@ func (w *Walker) readCache(va uint64) (*cacheInfo, error) {
 		w.warnf("cache %#x: name: %v", va, err)
 		w.namesLost++
 	}
-	name = kernel.Printable(name)
+	name = kernel.PrintableName(name)
 	order := oo >> 16
 	ci.stats = &CacheStats{
 		Addr: va, Name: name, ObjectSize: objSize, Size: ci.size,
