@@ -15,11 +15,13 @@ type btfTypes struct {
 	shallow map[btf.Type]*Type
 	named   map[string]*Type
 	enums   map[string]int64 // built on first enumerator lookup
+	raw     []byte           // the .BTF section, for scanBTFEnums
 }
 
-func newBTFTypes(spec *btf.Spec, ptrSize int64) *btfTypes {
+func newBTFTypes(spec *btf.Spec, raw []byte, ptrSize int64) *btfTypes {
 	return &btfTypes{
 		spec:    spec,
+		raw:     raw,
 		ptrSize: ptrSize,
 		full:    make(map[btf.Type]*Type),
 		shallow: make(map[btf.Type]*Type),
@@ -72,6 +74,11 @@ func (bt *btfTypes) lookup(k Kind, name string) (*Type, error) {
 }
 
 func (bt *btfTypes) enumerator(name string) (int64, error) {
+	if bt.enums == nil && bt.raw != nil {
+		if m, err := scanBTFEnums(bt.raw); err == nil {
+			bt.enums = m
+		}
+	}
 	if bt.enums == nil {
 		bt.enums = make(map[string]int64)
 		for t, err := range bt.spec.All() {

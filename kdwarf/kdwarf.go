@@ -517,7 +517,7 @@ func (f *File) loadBTF() error {
 		f.btfErr = fmt.Errorf("kdwarf: %s: .BTF: %w", f.path, err)
 		return f.btfErr
 	}
-	f.btf = newBTFTypes(spec, f.ptrSize())
+	f.btf = newBTFTypes(spec, b, f.ptrSize())
 	return nil
 }
 

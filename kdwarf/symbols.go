@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"debug/elf"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -46,7 +47,8 @@ type Symbol struct {
 const PerCPUSection = ".data..percpu"
 
 type symtab struct {
-	byName map[string]Symbol
+	all    []Symbol // .symtab's named symbols, in table order
+	byName nameTable
 	byAddr []Symbol // sorted by Value; no per-CPU, absolute or section symbols
 	perCPU []Symbol // the per-CPU ones (.data..percpu), sorted by Value
 }
@@ -61,41 +63,23 @@ func (f *File) symbols() (*symtab, error) {
 	if f.closed {
 		return nil, ErrClosed
 	}
-	f.syms, f.symErr = loadSymbols(f.ef)
+	f.syms, f.symErr = loadSymbols(f.ef, f.sectionData)
 	if f.symErr != nil {
 		f.symErr = fmt.Errorf("kdwarf: %s: %w", f.path, f.symErr)
 	}
 	return f.syms, f.symErr
 }
 
-func loadSymbols(ef *elf.File) (*symtab, error) {
-	raw, err := ef.Symbols()
+func loadSymbols(ef *elf.File, data func(*elf.Section) ([]byte, error)) (*symtab, error) {
+	raw, err := readSymtab(ef, data)
 	if err != nil {
 		return nil, err
 	}
-	st := &symtab{byName: make(map[string]Symbol, len(raw))}
-	for _, s := range raw {
-		typ := elf.ST_TYPE(s.Info)
-		if s.Name == "" || typ == elf.STT_SECTION || typ == elf.STT_FILE || s.Section == elf.SHN_UNDEF {
-			continue
-		}
-		sym := Symbol{Name: s.Name, Value: s.Value, Size: s.Size}
-		switch typ {
-		case elf.STT_FUNC:
-			sym.Kind = SymFunc
-		case elf.STT_OBJECT, elf.STT_TLS:
-			sym.Kind = SymObject
-		}
-		bind := elf.ST_BIND(s.Info)
-		sym.Global = bind == elf.STB_GLOBAL || bind == elf.STB_WEAK
-		if s.Section < elf.SHN_LORESERVE && int(s.Section) < len(ef.Sections) {
-			sym.Section = ef.Sections[s.Section].Name
-		}
+	st := &symtab{all: raw, byName: newNameTable(len(raw))}
+	for i, sym := range raw {
 		// Several local symbols can share a name (static functions in
 		// different files): keep the first, but let a global win.
-		if old, ok := st.byName[s.Name]; !ok || (!old.Global && sym.Global) {
-			st.byName[s.Name] = sym
-		}
+		st.byName.insert(raw, int32(i), func(old int32) bool { return !raw[old].Global && sym.Global })
 		switch sym.Section {
 		case "":
 		case PerCPUSection:
@@ -141,7 +125,7 @@ func (f *File) Symbol(name string) (Symbol, error) {
 	if err != nil {
 		return Symbol{}, err
 	}
-	s, ok := st.byName[name]
+	s, ok := st.byName.lookup(st.all, name)
 	if !ok {
 		return Symbol{}, fmt.Errorf("kdwarf: symbol %s: %w", name, ErrNotFound)
 	}
@@ -223,4 +207,135 @@ func symbolAt(byAddr []Symbol, addr uint64) (Symbol, uint64, bool) {
 		return Symbol{}, 0, false
 	}
 	return s, off, true
+}
+
+// readSymtab decodes .symtab's named symbols (no section, file or undefined
+// ones) straight from the section bytes: debug/elf's Symbols allocates a
+// string per name and a copy per entry, which for a vmlinux's 200k symbols
+// was the largest cost of opening it. Names are substrings of one copy of
+// .strtab.
+func readSymtab(ef *elf.File, data func(*elf.Section) ([]byte, error)) ([]Symbol, error) {
+	if ef.Class != elf.ELFCLASS64 {
+		syms, err := ef.Symbols()
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Symbol, 0, len(syms))
+		for _, s := range syms {
+			if sym, ok := symbolOf(ef, s.Name, s.Info, s.Section, s.Value, s.Size); ok {
+				out = append(out, sym)
+			}
+		}
+		return out, nil
+	}
+	symSec := ef.SectionByType(elf.SHT_SYMTAB)
+	if symSec == nil {
+		return nil, elf.ErrNoSymbols
+	}
+	if symSec.Link == 0 || int(symSec.Link) >= len(ef.Sections) {
+		return nil, fmt.Errorf("symtab: bad string table index %d", symSec.Link)
+	}
+	tab, err := data(symSec)
+	if err != nil {
+		return nil, err
+	}
+	strb, err := data(ef.Sections[symSec.Link])
+	if err != nil {
+		return nil, err
+	}
+	const entSize = 24 // Elf64_Sym
+	if len(tab)%entSize != 0 {
+		return nil, fmt.Errorf("symtab: %d bytes is not a whole number of entries", len(tab))
+	}
+	strs := string(strb)
+	bo := ef.ByteOrder
+	n := len(tab) / entSize
+	out := make([]Symbol, 0, n)
+	for i := 1; i < n; i++ { // entry 0 is the null symbol
+		e := tab[i*entSize : (i+1)*entSize]
+		nameOff := int(bo.Uint32(e))
+		if nameOff == 0 || nameOff >= len(strs) {
+			continue
+		}
+		end := strings.IndexByte(strs[nameOff:], 0)
+		if end < 0 {
+			return nil, fmt.Errorf("symtab: symbol %d: unterminated name", i)
+		}
+		if sym, ok := symbolOf(ef, strs[nameOff:nameOff+end], e[4], elf.SectionIndex(bo.Uint16(e[6:])), bo.Uint64(e[8:]), bo.Uint64(e[16:])); ok {
+			out = append(out, sym)
+		}
+	}
+	return out, nil
+}
+
+// symbolOf is one .symtab entry as a Symbol; false for the entries kept
+// out (unnamed, section, file and undefined symbols).
+func symbolOf(ef *elf.File, name string, info byte, shndx elf.SectionIndex, value, size uint64) (Symbol, bool) {
+	typ := elf.ST_TYPE(info)
+	if name == "" || typ == elf.STT_SECTION || typ == elf.STT_FILE || shndx == elf.SHN_UNDEF {
+		return Symbol{}, false
+	}
+	sym := Symbol{Name: name, Value: value, Size: size}
+	switch typ {
+	case elf.STT_FUNC:
+		sym.Kind = SymFunc
+	case elf.STT_OBJECT, elf.STT_TLS:
+		sym.Kind = SymObject
+	}
+	bind := elf.ST_BIND(info)
+	sym.Global = bind == elf.STB_GLOBAL || bind == elf.STB_WEAK
+	if shndx < elf.SHN_LORESERVE && int(shndx) < len(ef.Sections) {
+		sym.Section = ef.Sections[shndx].Name
+	}
+	return sym, true
+}
+
+// nameTable finds symbols by name: open addressing over indexes into
+// symtab.all. A map[string]Symbol of a vmlinux's 200k symbols cost more to
+// build than reading them.
+type nameTable struct {
+	slots []int32 // index+1 into symtab.all; 0 is empty
+	seed  maphash.Seed
+}
+
+func newNameTable(n int) nameTable {
+	size := 16
+	for size < 2*n {
+		size <<= 1
+	}
+	return nameTable{slots: make([]int32, size), seed: maphash.MakeSeed()}
+}
+
+// insert adds all[i] unless a symbol of its name is there; replace says
+// whether it takes the place of that one.
+func (t *nameTable) insert(all []Symbol, i int32, replace func(old int32) bool) {
+	mask := uint64(len(t.slots) - 1)
+	for h := maphash.String(t.seed, all[i].Name) & mask; ; h = (h + 1) & mask {
+		switch old := t.slots[h] - 1; {
+		case old < 0:
+			t.slots[h] = i + 1
+			return
+		case all[old].Name == all[i].Name:
+			if replace(old) {
+				t.slots[h] = i + 1
+			}
+			return
+		}
+	}
+}
+
+func (t *nameTable) lookup(all []Symbol, name string) (Symbol, bool) {
+	if len(t.slots) == 0 {
+		return Symbol{}, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for h := maphash.String(t.seed, name) & mask; ; h = (h + 1) & mask {
+		i := t.slots[h] - 1
+		if i < 0 {
+			return Symbol{}, false
+		}
+		if all[i].Name == name {
+			return all[i], true
+		}
+	}
 }
