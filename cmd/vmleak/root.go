@@ -55,7 +55,7 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 	pf.BoolVar(&g.zeroFill, "zero-fill", false, "read memory missing from the dump as zeros (reported in the output)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of text")
 	pf.StringVar(&g.types, "types", "auto", "type information source: auto, btf or dwarf")
-	root.AddCommand(newInfoCmd(g), newAllocinfoCmd(g), newOwnersCmd(g), newLeaksCmd(g), newSlabsCmd(g), newSlabinfoCmd(g), newWhatisCmd(g), newObjectsCmd(g), newMeminfoCmd(g), newDmesgCmd(g), newModulesCmd(g), newSummaryCmd(g), newDiffCmd(g), newCheckCmd(g))
+	root.AddCommand(newInfoCmd(g), newAllocinfoCmd(g), newOwnersCmd(g), newLeaksCmd(g), newSlabsCmd(g), newSlabinfoCmd(g), newWhatisCmd(g), newObjectsCmd(g), newMeminfoCmd(g), newDmesgCmd(g), newModulesCmd(g), newSummaryCmd(g), newDiffCmd(g), newCheckCmd(g), newReportCmd(g))
 	return root
 }
 
