@@ -19,6 +19,11 @@ type Options struct {
 	// reads only the slab pages, so on a multi-gigabyte dump the hash costs
 	// more than the rest — hence it is asked for, not done by default.
 	SHA256 bool
+	// Owners and Meminfo, when set, are the dump's attribution and meminfo
+	// already computed by the caller (vmleak report computes them for its
+	// own pages): Take uses them instead of computing them again.
+	Owners  *owners.Report
+	Meminfo *meminfo.Meminfo
 }
 
 // Take summarizes an open dump whose census is taken (with aliases set):
@@ -46,12 +51,16 @@ func Take(k *kernel.Kernel, w *walk.Walker, c *walk.Census, o Options) (*Summary
 	} else {
 		in.Warnings = append(in.Warnings, err.Error())
 	}
-	if in.Owners, err = owners.Attribute(k, w, c, nil); err != nil {
-		return nil, err
+	if in.Owners = o.Owners; in.Owners == nil {
+		if in.Owners, err = owners.Attribute(k, w, c, nil); err != nil {
+			return nil, err
+		}
 	}
-	if in.Meminfo, err = meminfo.Read(k); err != nil {
-		in.Warnings = append(in.Warnings, err.Error())
-		in.Meminfo = nil
+	if in.Meminfo = o.Meminfo; in.Meminfo == nil {
+		if in.Meminfo, err = meminfo.Read(k); err != nil {
+			in.Warnings = append(in.Warnings, err.Error())
+			in.Meminfo = nil
+		}
 	}
 	return New(in), nil
 }

@@ -74,21 +74,19 @@ makes the exit code 5; a high finding makes it 7.
 			}
 			defer k.Close()
 			done := progress(c.ErrOrStderr(), "checking")
-			rep, err := forensics.Run(k, forensics.Options{Checks: only, ModuleDirs: g.debugDirs})
-			if err == nil && !noMemory && len(rep.SuspectModules()) > 0 {
-				var w *walk.Walker
-				var cen *walk.Census
-				if w, err = walk.New(k); err == nil {
-					if cen, err = w.Census(); err == nil {
-						w.SetAliases(cen)
-						err = forensics.AttachMemory(rep, k, w, cen)
+			rep, err := checkDump(k, forensics.Options{Checks: only, ModuleDirs: g.debugDirs}, !noMemory,
+				func() (*walk.Walker, *walk.Census, error) {
+					w, err := walk.New(k)
+					if err != nil {
+						return nil, nil, err
 					}
-				}
-				if err != nil {
-					rep.Warnings = append(rep.Warnings, "suspect memory: "+err.Error())
-					err = nil
-				}
-			}
+					cen, err := w.Census()
+					if err != nil {
+						return nil, nil, err
+					}
+					w.SetAliases(cen)
+					return w, cen, nil
+				})
 			done()
 			if err != nil {
 				return classify(err)

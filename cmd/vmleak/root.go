@@ -74,7 +74,7 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 		g.stopLimit = memoryLimit(limit, args, c.ErrOrStderr())
 		return nil
 	}
-	root.AddCommand(newInfoCmd(g), newAllocinfoCmd(g), newOwnersCmd(g), newLeaksCmd(g), newSlabsCmd(g), newSlabinfoCmd(g), newWhatisCmd(g), newObjectsCmd(g), newMeminfoCmd(g), newDmesgCmd(g), newModulesCmd(g), newSummaryCmd(g), newDiffCmd(g), newCheckCmd(g))
+	root.AddCommand(newInfoCmd(g), newAllocinfoCmd(g), newOwnersCmd(g), newLeaksCmd(g), newSlabsCmd(g), newSlabinfoCmd(g), newWhatisCmd(g), newObjectsCmd(g), newMeminfoCmd(g), newDmesgCmd(g), newModulesCmd(g), newSummaryCmd(g), newDiffCmd(g), newCheckCmd(g), newReportCmd(g))
 	return root, done
 }
 
