@@ -240,13 +240,14 @@ func (d *Dump) PageCounts() (present, excluded, zero uint64) {
 	return d.elf.present, d.elf.excluded, 0
 }
 
-// SetZeroFill makes absent pages (excluded, holes, truncated) read as zeros
-// instead of failing with *MissingPageError. Addresses beyond the end of the
+// SetZeroFill makes absent bytes (excluded, holes, truncated) read as zeros
+// instead of failing with *MissingPageError; only the bytes the dump lacks
+// are zeroed, so data starting later in the same page is still read. Addresses beyond the end of the
 // dump still fail, so a runaway reader stops.
 func (d *Dump) SetZeroFill(on bool) { d.zeroFill.Store(on) }
 
-// ZeroFilled counts the page-sized or smaller chunks that ReadPhys has
-// zero-filled so far.
+// ZeroFilled counts the chunks that ReadPhys has zero-filled so far: each is
+// one absent stretch within one page, never more than a page.
 func (d *Dump) ZeroFilled() uint64 { return d.zeroFilled.Load() }
 
 // SetCacheSize sets how many decompressed pages the kdump page cache keeps
@@ -282,9 +283,16 @@ func (d *Dump) ReadPhys(p []byte, pa uint64) (int, error) {
 		if !d.zeroFill.Load() || !errors.As(err, &mp) || mp.Reason == ReasonBeyondEnd {
 			return n, err
 		}
-		// Zero up to the next page boundary: the next chunk may be present.
+		// Zero what is absent, up to the next page boundary: the rest of
+		// the page may be present (ELF segments need not be page-aligned;
+		// kdump pages are whole).
 		a = pa + uint64(n)
 		z := d.pageSize - a%d.pageSize
+		if d.elf != nil {
+			if np := d.elf.nextPresent(a); np > a && np-a < z {
+				z = np - a
+			}
+		}
 		if rest := uint64(len(p) - n); z > rest {
 			z = rest
 		}
