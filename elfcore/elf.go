@@ -47,6 +47,9 @@ var elfMachines = map[uint16]string{
 	258: "loongarch64",
 }
 
+// elf32Machines are the e_machine values of 32-bit machines.
+var elf32Machines = map[uint16]bool{3: true, 20: true, 40: true}
+
 func isELF(m []byte) bool { return len(m) >= 4 && string(m[:4]) == "\x7fELF" }
 
 // elfCore is the ELF back end: PT_LOADs flattened into non-overlapping
@@ -69,6 +72,12 @@ type piece struct {
 }
 
 func (d *Dump) openELF() error {
+	var ident [5]byte
+	if n, _ := d.r.ReadAt(ident[:], 0); n == len(ident) && ident[4] == 1 {
+		// ELFCLASS32: a netdump or 32-bit kdump core (crash reads them as
+		// NETDUMP_ELF32/KDUMP_ELF32).
+		return &UnsupportedFormatError{File: d.name, Format: "ELF32", Detail: "only ELF64 cores are read"}
+	}
 	hdr, err := d.meta(0, elfHeaderSize, "ELF header")
 	if err != nil {
 		return err
@@ -114,6 +123,9 @@ func (d *Dump) openELF() error {
 		}
 		phnum = uint64(bo.Uint32(sh[44:]))
 	}
+	if phnum == 0 && d.isXenCore(bo, shoff, f.u16(60), f.u16(62), shentsize) {
+		return &UnsupportedFormatError{File: d.name, Format: "Xen xc_core", Detail: "ELF dump-core of a Xen domain"}
+	}
 	if phnum == 0 || phnum > maxPhnum {
 		return &FormatError{d.name, 56, fmt.Sprintf("implausible program header count %d", phnum)}
 	}
@@ -128,6 +140,11 @@ func (d *Dump) openELF() error {
 	e := &elfCore{flags: eflags}
 	d.elf = e
 	d.arch = elfMachines[machine]
+	d.target = Target{Bits: 64, BigEndian: bo == binary.ByteOrder(binary.BigEndian)}
+	if elf32Machines[machine] {
+		// kexec writes ELF64 headers for 32-bit machines too.
+		d.target.Bits = 32
+	}
 	d.incomplete = eflags&dumpELFIncomplete != 0
 	d.pageSize = 4096
 
@@ -362,6 +379,31 @@ func (e *elfCore) read(d *Dump, p []byte, pa uint64) (int, error) {
 		return m, &MissingPageError{PA: pa + uint64(m), Reason: ReasonTruncated}
 	}
 	return m, fmt.Errorf("elfcore: %s: reading physical %#x at offset %#x: %w", d.name, pa, off, err)
+}
+
+// isXenCore reports whether an ELF64 core without program headers is Xen's
+// dump-core (xl dump-core, xc_domain_dumpcore): it has no PT_LOAD, only
+// sections found by name, .xen_pages holding the pages and .note.Xen the
+// notes (tools/libs/guest/xg_core.c in Xen). Only the section name table is
+// read, bounded.
+func (d *Dump) isXenCore(bo binary.ByteOrder, shoff uint64, shnum, shstrndx, shentsize uint16) bool {
+	if shentsize != elfShdrSize || shnum == 0 || shstrndx >= shnum || shoff > uint64(d.size) {
+		return false
+	}
+	sh, err := d.meta(int64(shoff)+int64(shstrndx)*elfShdrSize, elfShdrSize, "section name table header")
+	if err != nil {
+		return false
+	}
+	off, size := bo.Uint64(sh[24:]), bo.Uint64(sh[32:])
+	const maxNames = 1 << 16 // Xen's table has a 16-bit length
+	if size == 0 || size > maxNames || off > uint64(d.size) {
+		return false
+	}
+	names, err := d.meta(int64(off), int64(size), "section names")
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(names, []byte("\x00.xen_pages\x00")) || bytes.Contains(names, []byte("\x00.note.Xen\x00"))
 }
 
 // pageSizeFromVMCOREINFO returns PAGESIZE=n from VMCOREINFO text, or 0.
