@@ -25,7 +25,7 @@ func TestBadInputs(t *testing.T) {
 		{"empty", nil, nil, ""},
 		{"garbage", []byte("hello, world, this is not a dump"), nil, ""},
 		{"elf-short", el, func(b []byte) []byte { return b[:40] }, "ELF header extends beyond end"},
-		{"elf32", el, func(b []byte) []byte { b[4] = 1; return b }, "only ELF64"},
+		{"elf-class-3", el, func(b []byte) []byte { b[4] = 3; return b }, "only ELF64"},
 		{"elf-not-core", el, func(b []byte) []byte { return put16(b, 16, 2) }, "not ET_CORE"},
 		{"elf-phnum-huge", el, func(b []byte) []byte { return put16(b, 56, 0xfff0) }, "program headers extends beyond end"},
 		{"elf-phoff-beyond", el, func(b []byte) []byte { return put64(b, 32, 1<<60) }, "e_phoff beyond end"},

@@ -32,14 +32,16 @@ type elfSpec struct {
 	noteSegs int
 }
 
-func encodeNotes(notes []Note) []byte {
+func encodeNotes(notes []Note) []byte { return encodeNotesBO(notes, le) }
+
+func encodeNotesBO(notes []Note, bo binary.ByteOrder) []byte {
 	var b bytes.Buffer
 	for _, n := range notes {
 		name := append([]byte(n.Name), 0)
 		var h [12]byte
-		le.PutUint32(h[0:], uint32(len(name)))
-		le.PutUint32(h[4:], uint32(len(n.Desc)))
-		le.PutUint32(h[8:], n.Type)
+		bo.PutUint32(h[0:], uint32(len(name)))
+		bo.PutUint32(h[4:], uint32(len(n.Desc)))
+		bo.PutUint32(h[8:], n.Type)
 		b.Write(h[:])
 		b.Write(name)
 		for b.Len()%4 != 0 {
@@ -148,6 +150,16 @@ type kdSpec struct {
 	vmcoreinfo []byte
 	split      bool
 	start, end uint64
+	// The target's struct layouts: bits 32 writes the 32-bit
+	// disk_dump_header (timeval of two 4-byte longs at 404, block_size at
+	// 416) and kdump_sub_header (4-byte unsigned longs; pack aligns its
+	// 64-bit fields to 4 as i386 does, else to 8 as 32-bit ARM does). be
+	// writes every field big-endian.
+	bits int
+	be   bool
+	pack bool
+	// empty writes no bitmap blocks (with maxMapnr 0: a dump of nothing).
+	empty bool
 }
 
 // buildKdump writes a kdump-compressed file: header block, sub-header
@@ -161,14 +173,40 @@ func buildKdump(s kdSpec) []byte {
 	if s.machine == "" {
 		s.machine = "x86_64"
 	}
+	var bo binary.ByteOrder = le
+	if s.be {
+		bo = binary.BigEndian
+	}
+	// kdump_sub_header field offsets for the target.
+	type subLayout struct {
+		size, ulong                            int
+		physBase, dumpLevel, split, start, end int
+		offVI, sizeVI, offNote, sizeNote       int
+		start64, end64, maxMapnr64             int
+	}
+	sl := subLayout{104, 8, 0, 8, 12, 16, 24, 32, 40, 48, 56, 80, 88, 96}
+	if s.bits == 32 {
+		if s.pack {
+			sl = subLayout{80, 4, 0, 4, 8, 12, 16, 20, 28, 32, 40, 56, 64, 72}
+		} else {
+			sl = subLayout{96, 4, 0, 4, 8, 12, 16, 24, 32, 40, 48, 72, 80, 88}
+		}
+	}
+	putUlong := func(b []byte, v uint64) {
+		if sl.ulong == 4 {
+			bo.PutUint32(b, uint32(v))
+		} else {
+			bo.PutUint64(b, v)
+		}
+	}
 	// Sub-header area: struct at 0, then VMCOREINFO, then notes.
-	subArea := make([]byte, 104)
+	subArea := make([]byte, sl.size)
 	var offVI, offNote uint64
 	if s.version >= 3 && s.vmcoreinfo != nil {
 		offVI = uint64(bs + len(subArea))
 		subArea = append(subArea, s.vmcoreinfo...)
 	}
-	noteBlob := encodeNotes(s.notes)
+	noteBlob := encodeNotesBO(s.notes, bo)
 	if s.version >= 4 && len(s.notes) > 0 {
 		offNote = uint64(bs + len(subArea))
 		subArea = append(subArea, noteBlob...)
@@ -176,6 +214,9 @@ func buildKdump(s kdSpec) []byte {
 	subBlocks := (len(subArea) + bs - 1) / bs
 	bitmapBytes := int((s.maxMapnr + 7) / 8)
 	halfBlocks := max((bitmapBytes+bs-1)/bs, 1)
+	if s.empty {
+		halfBlocks = 0
+	}
 	bm1 := make([]byte, halfBlocks*bs)
 	bm2 := make([]byte, halfBlocks*bs)
 	set := func(bm []byte, pfn uint64) { bm[pfn/8] |= 1 << (pfn % 8) }
@@ -217,8 +258,8 @@ func buildKdump(s kdSpec) []byte {
 	for i, pfn := range pfns {
 		d := descs[24*i:]
 		if isZero[pfn] {
-			le.PutUint64(d, uint64(zeroOff))
-			le.PutUint32(d[8:], uint32(bs))
+			bo.PutUint64(d, uint64(zeroOff))
+			bo.PutUint32(d[8:], uint32(bs))
 			continue
 		}
 		p := s.pages[pfn]
@@ -226,51 +267,59 @@ func buildKdump(s kdSpec) []byte {
 		if enc == nil {
 			enc = p.raw
 		}
-		le.PutUint64(d, uint64(dataOff+data.Len()))
-		le.PutUint32(d[8:], uint32(len(enc)))
-		le.PutUint32(d[12:], p.flags)
+		bo.PutUint64(d, uint64(dataOff+data.Len()))
+		bo.PutUint32(d[8:], uint32(len(enc)))
+		bo.PutUint32(d[12:], p.flags)
 		data.Write(enc)
 	}
 
 	out := make([]byte, bs, descOff+len(descs)+data.Len())
 	copy(out, "KDUMP   ")
-	le.PutUint32(out[8:], uint32(s.version))
+	bo.PutUint32(out[8:], uint32(s.version))
 	uts := []string{"Linux", "testhost", "6.8.0-test", "#1 SMP", s.machine, "(none)"}
 	for i, u := range uts {
 		copy(out[12+65*i:], u)
 	}
-	le.PutUint64(out[408:], 1700000000)
-	le.PutUint64(out[416:], 123456)
-	le.PutUint32(out[424:], s.status)
-	le.PutUint32(out[428:], uint32(bs))
-	le.PutUint32(out[432:], uint32(subBlocks))
-	le.PutUint32(out[436:], uint32(2*halfBlocks))
-	le.PutUint32(out[440:], uint32(s.maxMapnr))
-	le.PutUint32(out[460:], 2) // nr_cpus
+	// struct timeval, then the fields from status on.
+	tv, fld := 408, 424
+	if s.bits == 32 {
+		tv, fld = 404, 412
+		bo.PutUint32(out[tv:], 1700000000)
+		bo.PutUint32(out[tv+4:], 123456)
+	} else {
+		bo.PutUint64(out[tv:], 1700000000)
+		bo.PutUint64(out[tv+8:], 123456)
+	}
+	bo.PutUint32(out[fld:], s.status)
+	bo.PutUint32(out[fld+4:], uint32(bs))
+	bo.PutUint32(out[fld+8:], uint32(subBlocks))
+	bo.PutUint32(out[fld+12:], uint32(2*halfBlocks))
+	bo.PutUint32(out[fld+16:], uint32(s.maxMapnr))
+	bo.PutUint32(out[fld+36:], 2) // nr_cpus
 	sub := subArea
-	le.PutUint64(sub[0:], 0x1000000) // phys_base
-	le.PutUint32(sub[8:], 31)        // dump_level
+	putUlong(sub[sl.physBase:], 0x1000000)
+	bo.PutUint32(sub[sl.dumpLevel:], 31)
 	if s.version >= 2 {
 		if s.split {
-			le.PutUint32(sub[12:], 1)
-			le.PutUint64(sub[16:], s.start)
-			le.PutUint64(sub[24:], s.end)
+			bo.PutUint32(sub[sl.split:], 1)
+			putUlong(sub[sl.start:], s.start)
+			putUlong(sub[sl.end:], s.end)
 		}
 	}
 	if s.version >= 3 {
-		le.PutUint64(sub[32:], offVI)
-		le.PutUint64(sub[40:], uint64(len(s.vmcoreinfo)))
+		bo.PutUint64(sub[sl.offVI:], offVI)
+		putUlong(sub[sl.sizeVI:], uint64(len(s.vmcoreinfo)))
 	}
 	if s.version >= 4 && len(s.notes) > 0 {
-		le.PutUint64(sub[48:], offNote)
-		le.PutUint64(sub[56:], uint64(len(noteBlob)))
+		bo.PutUint64(sub[sl.offNote:], offNote)
+		putUlong(sub[sl.sizeNote:], uint64(len(noteBlob)))
 	}
 	if s.version >= 6 {
 		if s.split {
-			le.PutUint64(sub[80:], s.start)
-			le.PutUint64(sub[88:], s.end)
+			bo.PutUint64(sub[sl.start64:], s.start)
+			bo.PutUint64(sub[sl.end64:], s.end)
 		}
-		le.PutUint64(sub[96:], s.maxMapnr)
+		bo.PutUint64(sub[sl.maxMapnr64:], s.maxMapnr)
 	}
 	out = append(out, sub...)
 	out = append(out, make([]byte, (1+subBlocks)*bs-len(out))...)

@@ -5,7 +5,10 @@
 // copied by cp or makedumpfile -E, QEMU dump-guest-memory), makedumpfile's
 // kdump-compressed format (header versions 1-6; zlib, lzo, snappy and zstd
 // pages; also written by QEMU) and makedumpfile's flattened stream (-F),
-// which is indexed and read in place rather than rearranged. From them it
+// which is indexed and read in place rather than rearranged. kdump headers
+// are decoded in their target's layout (32- or 64-bit, either byte order;
+// Target). sadump, LKCD, Xen xc_core and ELF32 cores are recognized by
+// their magic numbers and refused with *UnsupportedFormatError. From them it
 // exposes: physical reads (ReadPhys, which stops at the first byte the dump
 // lacks with a *MissingPageError saying why), the present physical ranges,
 // ELF segments with their recorded virtual addresses, the notes

@@ -1,6 +1,7 @@
 package elfcore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,7 @@ type Dump struct {
 
 	format     Format
 	arch       string
+	target     Target
 	pageSize   uint64
 	notes      []Note
 	vmcoreinfo []byte
@@ -148,9 +150,55 @@ func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 			return nil, err
 		}
 	default:
+		if f := otherFormat(r, m); f != "" {
+			return nil, &UnsupportedFormatError{File: name, Format: f}
+		}
 		return nil, fmt.Errorf("%w: %s", ErrUnrecognizedFormat, name)
 	}
 	return d, nil
+}
+
+// Magic numbers of crash dump formats vmleak does not read.
+const (
+	// LKCD: dh_magic_number, a u64 at 0 in the dumped machine's byte order
+	// (DUMP_MAGIC_NUMBER in crash's lkcd_dump_v*.h; libkdumpfile's lkcd.c
+	// probes both byte orders).
+	lkcdMagic = 0xa8190173618f23ed
+	// Xen's old (pre-ELF) xc_core: xch_magic, a u32 at 0 (XC_CORE_MAGIC
+	// and XC_CORE_MAGIC_HVM in xenctrl.h; crash's xendump.h).
+	xcCoreMagic    = 0xF00FEBED
+	xcCoreMagicHVM = 0xF00FEBEE
+	// sadump (Fujitsu stand-alone dump): the partition header's signature
+	// "sadu" "mp\0\0" at 0 (single partition, disk set) or, after the
+	// media header, at 4096 (media backup) (makedumpfile's sadump_mod.h;
+	// libkdumpfile's sadump.c).
+	sadumpSig          = "sadump\x00\x00"
+	sadumpMediaPartOff = 4096
+)
+
+// otherFormat names the unsupported dump format whose magic m (the file's
+// first bytes) or the bytes at its sadump media offset carry, or "".
+func otherFormat(r io.ReaderAt, m []byte) string {
+	if len(m) >= 8 {
+		if v := binary.LittleEndian.Uint64(m); v == lkcdMagic || binary.BigEndian.Uint64(m) == lkcdMagic {
+			return "LKCD"
+		}
+		if string(m[:8]) == sadumpSig {
+			return "sadump"
+		}
+	}
+	if len(m) >= 4 {
+		for _, v := range []uint32{binary.LittleEndian.Uint32(m), binary.BigEndian.Uint32(m)} {
+			if v == xcCoreMagic || v == xcCoreMagicHVM {
+				return "Xen xc_core"
+			}
+		}
+	}
+	var s [8]byte
+	if n, _ := r.ReadAt(s[:], sadumpMediaPartOff); n == len(s) && string(s[:]) == sadumpSig {
+		return "sadump"
+	}
+	return ""
 }
 
 // Close closes the file opened by Open; for NewDump it only drops caches.
@@ -240,13 +288,14 @@ func (d *Dump) PageCounts() (present, excluded, zero uint64) {
 	return d.elf.present, d.elf.excluded, 0
 }
 
-// SetZeroFill makes absent pages (excluded, holes, truncated) read as zeros
-// instead of failing with *MissingPageError. Addresses beyond the end of the
+// SetZeroFill makes absent bytes (excluded, holes, truncated) read as zeros
+// instead of failing with *MissingPageError; only the bytes the dump lacks
+// are zeroed, so data starting later in the same page is still read. Addresses beyond the end of the
 // dump still fail, so a runaway reader stops.
 func (d *Dump) SetZeroFill(on bool) { d.zeroFill.Store(on) }
 
-// ZeroFilled counts the page-sized or smaller chunks that ReadPhys has
-// zero-filled so far.
+// ZeroFilled counts the chunks that ReadPhys has zero-filled so far: each is
+// one absent stretch within one page, never more than a page.
 func (d *Dump) ZeroFilled() uint64 { return d.zeroFilled.Load() }
 
 // SetCacheSize sets how many decompressed pages the kdump page cache keeps
@@ -282,9 +331,16 @@ func (d *Dump) ReadPhys(p []byte, pa uint64) (int, error) {
 		if !d.zeroFill.Load() || !errors.As(err, &mp) || mp.Reason == ReasonBeyondEnd {
 			return n, err
 		}
-		// Zero up to the next page boundary: the next chunk may be present.
+		// Zero what is absent, up to the next page boundary: the rest of
+		// the page may be present (ELF segments need not be page-aligned;
+		// kdump pages are whole).
 		a = pa + uint64(n)
 		z := d.pageSize - a%d.pageSize
+		if d.elf != nil {
+			if np := d.elf.nextPresent(a); np > a && np-a < z {
+				z = np - a
+			}
+		}
 		if rest := uint64(len(p) - n); z > rest {
 			z = rest
 		}

@@ -2,10 +2,12 @@ package elfcore
 
 import (
 	"bytes"
+	"container/heap"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 )
 
@@ -45,6 +47,9 @@ var elfMachines = map[uint16]string{
 	258: "loongarch64",
 }
 
+// elf32Machines are the e_machine values of 32-bit machines.
+var elf32Machines = map[uint16]bool{3: true, 20: true, 40: true}
+
 func isELF(m []byte) bool { return len(m) >= 4 && string(m[:4]) == "\x7fELF" }
 
 // elfCore is the ELF back end: PT_LOADs flattened into non-overlapping
@@ -58,15 +63,21 @@ type elfCore struct {
 	excluded uint64
 }
 
-// piece is the part of a PT_LOAD that no earlier-sorted segment covers.
-// [start, fileEnd) is backed by the file at off; [fileEnd, end) is the
-// memsz > filesz tail that the dump tool left out.
+// piece is a stretch of physical addresses that one PT_LOAD provides (see
+// build for which). Either it is backed by the file at off (fileEnd = end)
+// or it is memsz > filesz tail that the dump tool left out (fileEnd = start).
 type piece struct {
 	start, fileEnd, end uint64
 	off                 uint64
 }
 
 func (d *Dump) openELF() error {
+	var ident [5]byte
+	if n, _ := d.r.ReadAt(ident[:], 0); n == len(ident) && ident[4] == 1 {
+		// ELFCLASS32: a netdump or 32-bit kdump core (crash reads them as
+		// NETDUMP_ELF32/KDUMP_ELF32).
+		return &UnsupportedFormatError{File: d.name, Format: "ELF32", Detail: "only ELF64 cores are read"}
+	}
 	hdr, err := d.meta(0, elfHeaderSize, "ELF header")
 	if err != nil {
 		return err
@@ -112,6 +123,9 @@ func (d *Dump) openELF() error {
 		}
 		phnum = uint64(bo.Uint32(sh[44:]))
 	}
+	if phnum == 0 && d.isXenCore(bo, shoff, f.u16(60), f.u16(62), shentsize) {
+		return &UnsupportedFormatError{File: d.name, Format: "Xen xc_core", Detail: "ELF dump-core of a Xen domain"}
+	}
 	if phnum == 0 || phnum > maxPhnum {
 		return &FormatError{d.name, 56, fmt.Sprintf("implausible program header count %d", phnum)}
 	}
@@ -126,6 +140,11 @@ func (d *Dump) openELF() error {
 	e := &elfCore{flags: eflags}
 	d.elf = e
 	d.arch = elfMachines[machine]
+	d.target = Target{Bits: 64, BigEndian: bo == binary.ByteOrder(binary.BigEndian)}
+	if elf32Machines[machine] {
+		// kexec writes ELF64 headers for 32-bit machines too.
+		d.target.Bits = 32
+	}
 	d.incomplete = eflags&dumpELFIncomplete != 0
 	d.pageSize = 4096
 
@@ -172,39 +191,86 @@ func (d *Dump) openELF() error {
 	return nil
 }
 
-// build resolves overlapping PT_LOADs (the lower-addressed, then earlier,
-// segment wins) and computes ranges and page counts. Ranges stop at the end
-// of the file so a truncated dump does not advertise what it lacks.
+// build resolves overlapping PT_LOADs and computes ranges and page counts.
+//
+// Where segments overlap, bytes the file holds win over a p_memsz > p_filesz
+// tail: a later segment lying inside an earlier one's tail is read, and only
+// the rest of the tail is excluded. Where two segments both hold file bytes
+// for an address, the first in program header order wins. That is what
+// makedumpfile (elf_info.c, paddr_to_offset: the first PT_LOAD whose
+// [p_paddr, p_paddr+p_filesz) holds the address) and crash (netdump.c,
+// read_netdump: the same walk in header order) read, so vmleak sees the
+// bytes they see. (crash differs on tails: it returns zeros for an address
+// in an earlier segment's tail even when a later segment has its bytes.)
+//
+// Ranges stop at the end of the file so a truncated dump does not advertise
+// what it lacks.
 func (e *elfCore) build(fileSize, ps uint64) {
-	sorted := slices.Clone(e.segs)
-	slices.SortStableFunc(sorted, func(a, b Segment) int {
-		switch {
-		case a.PAddr < b.PAddr:
-			return -1
-		case a.PAddr > b.PAddr:
-			return 1
+	n := len(e.segs)
+	type span struct {
+		start, end uint64
+		prio       int // lower wins: file parts by header index, then tails
+		off        uint64
+		file       bool
+	}
+	spans := make([]span, 0, 2*n)
+	for i, s := range e.segs {
+		fileEnd := s.PAddr + s.FileSize
+		if s.FileSize > 0 {
+			spans = append(spans, span{s.PAddr, fileEnd, i, s.FileOff, true})
 		}
-		return 0
-	})
-	var covered uint64 // end of what earlier pieces cover
-	first := true
-	for _, s := range sorted {
-		start, end := s.PAddr, s.PAddr+s.MemSize
-		if !first && start < covered {
-			start = covered
+		if s.MemSize > s.FileSize {
+			spans = append(spans, span{fileEnd, s.PAddr + s.MemSize, n + i, 0, false})
 		}
-		if end <= start {
+	}
+	bounds := make([]uint64, 0, 2*len(spans))
+	for _, sp := range spans {
+		bounds = append(bounds, sp.start, sp.end)
+	}
+	slices.Sort(bounds)
+	bounds = slices.Compact(bounds)
+	slices.SortFunc(spans, func(a, b span) int { return cmpU64(a.start, b.start) })
+	// Sweep the boundaries keeping the spans that cover the current point
+	// in a min-heap by priority.
+	h := &spanHeap{less: func(i, j int) bool { return spans[i].prio < spans[j].prio }}
+	next := 0
+	for j := 0; j+1 < len(bounds); j++ {
+		lo, hi := bounds[j], bounds[j+1]
+		for next < len(spans) && spans[next].start <= lo {
+			heap.Push(h, next)
+			next++
+		}
+		for h.Len() > 0 && spans[h.idx[0]].end <= lo {
+			heap.Pop(h)
+		}
+		if h.Len() == 0 {
 			continue
 		}
-		skip := start - s.PAddr
-		fileEnd := s.PAddr + s.FileSize
-		if fileEnd < start {
-			fileEnd = start
+		top := spans[h.idx[0]]
+		pc := piece{start: lo, fileEnd: lo, end: hi}
+		if top.file {
+			pc.fileEnd, pc.off = hi, top.off+(lo-top.start)
 		}
-		e.pieces = append(e.pieces, piece{start: start, fileEnd: fileEnd, end: end, off: s.FileOff + skip})
-		covered, first = end, false
+		if k := len(e.pieces); k > 0 {
+			last := &e.pieces[k-1]
+			fileLast, filePc := last.fileEnd == last.end, pc.fileEnd == pc.end
+			switch {
+			case last.end == lo && !fileLast && !filePc:
+				last.end, last.fileEnd = hi, last.start
+				continue
+			case last.end == lo && fileLast && filePc && last.off+(last.end-last.start) == pc.off:
+				last.end, last.fileEnd = hi, hi
+				continue
+			}
+		}
+		e.pieces = append(e.pieces, pc)
 	}
+	var tails []Range
 	for _, p := range e.pieces {
+		if p.fileEnd == p.start {
+			tails = append(tails, Range{p.start, p.end})
+			continue
+		}
 		avail := p.fileEnd
 		if p.off >= fileSize {
 			avail = p.start
@@ -212,10 +278,66 @@ func (e *elfCore) build(fileSize, ps uint64) {
 			avail = p.start + (fileSize - p.off)
 		}
 		e.ranges = append(e.ranges, Range{p.start, avail})
-		e.present += (avail - p.start + ps - 1) / ps
-		e.excluded += (p.end - p.fileEnd) / ps
 	}
 	e.ranges = mergeRanges(e.ranges)
+	// A page counts as present if any byte of it is; as excluded, per
+	// page-sized stretch of tail.
+	counted := false
+	var lastPage uint64
+	for _, r := range e.ranges {
+		first, last := r.Start/ps, (r.End-1)/ps
+		if counted && first <= lastPage {
+			first = lastPage + 1
+		}
+		if last >= first {
+			e.present += last - first + 1
+		}
+		lastPage, counted = last, true
+	}
+	for _, r := range mergeRanges(tails) {
+		e.excluded += (r.End - r.Start) / ps
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// spanHeap is a heap of indices ordered by less.
+type spanHeap struct {
+	idx  []int
+	less func(i, j int) bool
+}
+
+func (h *spanHeap) Len() int           { return len(h.idx) }
+func (h *spanHeap) Less(i, j int) bool { return h.less(h.idx[i], h.idx[j]) }
+func (h *spanHeap) Swap(i, j int)      { h.idx[i], h.idx[j] = h.idx[j], h.idx[i] }
+func (h *spanHeap) Push(x any)         { h.idx = append(h.idx, x.(int)) }
+func (h *spanHeap) Pop() any {
+	x := h.idx[len(h.idx)-1]
+	h.idx = h.idx[:len(h.idx)-1]
+	return x
+}
+
+// nextPresent is the first address at or after pa that the dump holds, or
+// math.MaxUint64 if none.
+func (e *elfCore) nextPresent(pa uint64) uint64 {
+	i, _ := slices.BinarySearchFunc(e.ranges, pa, func(r Range, pa uint64) int {
+		if r.End <= pa {
+			return -1
+		}
+		return 1
+	})
+	if i == len(e.ranges) {
+		return math.MaxUint64
+	}
+	return max(e.ranges[i].Start, pa)
 }
 
 // read reads what one piece holds at pa.
@@ -257,6 +379,31 @@ func (e *elfCore) read(d *Dump, p []byte, pa uint64) (int, error) {
 		return m, &MissingPageError{PA: pa + uint64(m), Reason: ReasonTruncated}
 	}
 	return m, fmt.Errorf("elfcore: %s: reading physical %#x at offset %#x: %w", d.name, pa, off, err)
+}
+
+// isXenCore reports whether an ELF64 core without program headers is Xen's
+// dump-core (xl dump-core, xc_domain_dumpcore): it has no PT_LOAD, only
+// sections found by name, .xen_pages holding the pages and .note.Xen the
+// notes (tools/libs/guest/xg_core.c in Xen). Only the section name table is
+// read, bounded.
+func (d *Dump) isXenCore(bo binary.ByteOrder, shoff uint64, shnum, shstrndx, shentsize uint16) bool {
+	if shentsize != elfShdrSize || shnum == 0 || shstrndx >= shnum || shoff > uint64(d.size) {
+		return false
+	}
+	sh, err := d.meta(int64(shoff)+int64(shstrndx)*elfShdrSize, elfShdrSize, "section name table header")
+	if err != nil {
+		return false
+	}
+	off, size := bo.Uint64(sh[24:]), bo.Uint64(sh[32:])
+	const maxNames = 1 << 16 // Xen's table has a 16-bit length
+	if size == 0 || size > maxNames || off > uint64(d.size) {
+		return false
+	}
+	names, err := d.meta(int64(off), int64(size), "section names")
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(names, []byte("\x00.xen_pages\x00")) || bytes.Contains(names, []byte("\x00.note.Xen\x00"))
 }
 
 // pageSizeFromVMCOREINFO returns PAGESIZE=n from VMCOREINFO text, or 0.

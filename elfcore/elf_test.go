@@ -219,21 +219,3 @@ func TestELFQEMU(t *testing.T) {
 		t.Errorf("have pagesize %d vmcoreinfo %q", d.PageSize(), d.VMCOREINFO())
 	}
 }
-
-func TestELFOverlappingSegments(t *testing.T) {
-	a := pattern(0, 0x2000)
-	b := pattern(0x1000000, 0x2000)
-	d := mustOpen(t, buildELF(elfSpec{loads: []elfLoad{
-		{paddr: 0x1000, data: b},
-		{paddr: 0x0, data: a},
-	}}))
-	buf := make([]byte, 0x3000)
-	n, err := d.ReadPhys(buf, 0)
-	if err != nil || n != 0x3000 {
-		t.Fatalf("have n=%#x err=%v", n, err)
-	}
-	// The lower segment wins where they overlap; the rest comes from b.
-	if !bytes.Equal(buf[:0x2000], a) || !bytes.Equal(buf[0x2000:], b[0x1000:]) {
-		t.Errorf("overlap resolution wrong")
-	}
-}

@@ -82,3 +82,20 @@ func (e *PageError) Error() string {
 }
 
 func (e *PageError) Unwrap() error { return e.Err }
+
+// UnsupportedFormatError reports a crash dump in a format vmleak recognizes
+// (by its magic number) but does not read: sadump, LKCD, Xen xc_core, ELF32
+// cores.
+type UnsupportedFormatError struct {
+	File   string
+	Format string // "sadump", "LKCD", "Xen xc_core", "ELF32"
+	Detail string // optional: what was seen
+}
+
+func (e *UnsupportedFormatError) Error() string {
+	s := fmt.Sprintf("elfcore: %s: unsupported format %s", e.File, e.Format)
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
+}

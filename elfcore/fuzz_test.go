@@ -14,6 +14,7 @@ import (
 // from the input, so the fuzzers reach page descriptors and decoders.
 func exercise(d *Dump, data []byte) {
 	_ = d.Format().String()
+	_ = d.Target().String()
 	_, _, _ = d.Arch(), d.PageSize(), d.Incomplete()
 	_, _, _ = d.Notes(), d.VMCOREINFO(), d.Segments()
 	for _, s := range d.PRStatus() {
@@ -87,7 +88,14 @@ func elfSeeds() [][]byte {
 		}
 		return s
 	}
-	return [][]byte{buildELF(trim(a)), buildELF(trim(b)), buildELF(small)}
+	// A segment inside an earlier one's memsz tail, one starting inside a
+	// page.
+	overlap := elfSpec{loads: []elfLoad{
+		{paddr: 0, data: pattern(0, 64), memsz: 0x4000},
+		{paddr: 0x2000, data: pattern(0x2000, 64)},
+		{paddr: 0x5200, data: pattern(0x5200, 64)},
+	}}
+	return [][]byte{buildELF(trim(a)), buildELF(trim(b)), buildELF(small), buildELF(overlap), buildXenELFCore()[:1024], buildELF32Core()[:128]}
 }
 
 func kdumpSeeds(t testing.TB) [][]byte {
@@ -104,6 +112,20 @@ func kdumpSeeds(t testing.TB) [][]byte {
 		out = append(out, buildKdump(kdSpec{version: 6, maxMapnr: 8, pages: map[uint64]kdPage{
 			1: {raw: fixturePage(t, 3, "raw"), flags: c.flags, enc: fixturePage(t, 3, c.ext)},
 		}, status: c.flags | dumpDHCompressedIncomplete}))
+	}
+	// Other targets' layouts, an empty dump, formats refused by magic.
+	for _, tg := range []struct {
+		machine  string
+		bits     int
+		be, pack bool
+	}{{"s390x", 64, true, false}, {"i686", 32, false, true}, {"armv7l", 32, false, false}, {"mystery", 32, true, false}} {
+		s := small
+		s.machine, s.bits, s.be, s.pack = tg.machine, tg.bits, tg.be, tg.pack
+		out = append(out, buildKdump(s))
+	}
+	out = append(out, buildKdump(kdSpec{version: 6, blockSize: 512, empty: true}))
+	for _, u := range unsupportedSamples()[:6] {
+		out = append(out, u.data[:min(len(u.data), 4200)])
 	}
 	return out
 }

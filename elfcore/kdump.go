@@ -5,40 +5,131 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Layout of makedumpfile's struct disk_dump_header on 64-bit targets
-// (diskdump_mod.h): the utsname is 6 x 65 chars, then struct timeval is
-// 8-aligned.
+// makedumpfile's struct disk_dump_header (diskdump_mod.h) is written in the
+// dumped machine's layout: signature[8], int header_version, struct
+// new_utsname (6 x 65 chars, ending at 402), struct timeval (two longs,
+// aligned to them), then ten 4-byte fields from status to nr_cpus. On 64-bit
+// targets the timeval is 16 bytes at 408 and status is at 424 (block_size at
+// 428); on 32-bit targets it is 8 bytes at 404 and status is at 412
+// (block_size at 416). Every field is in the target's byte order. (The same
+// layouts, as disk_dump_header_32 and _64, in libkdumpfile's diskdump.c.)
 const (
-	kdumpSig          = "KDUMP   "
-	kdHdrVersionOff   = 8
-	kdUtsnameOff      = 12
-	kdUtsFieldLen     = 65
-	kdTimestampOff    = 408
-	kdStatusOff       = 424
-	kdBlockSizeOff    = 428
-	kdSubHdrSizeOff   = 432
-	kdBitmapBlocksOff = 436
-	kdMaxMapnrOff     = 440
-	kdTotalRAMOff     = 444
-	kdDeviceBlocksOff = 448
-	kdWrittenOff      = 452
-	kdCurrentCPUOff   = 456
-	kdNrCPUsOff       = 460
-	kdHeaderSize      = 464
+	kdumpSig        = "KDUMP   "
+	kdHdrVersionOff = 8
+	kdUtsnameOff    = 12
+	kdUtsFieldLen   = 65
+	kdHeaderSize    = 464 // the larger (64-bit) header
 
-	// struct kdump_sub_header, all versions up to 6.
+	// Offsets from status.
+	kdStatus       = 0
+	kdBlockSize    = 4
+	kdSubHdrSize   = 8
+	kdBitmapBlocks = 12
+	kdMaxMapnr     = 16
+	kdTotalRAM     = 20
+	kdDeviceBlocks = 24
+	kdWritten      = 28
+	kdCurrentCPU   = 32
+	kdNrCPUs       = 36
+
+	// struct kdump_sub_header, all versions up to 6, on 64-bit targets.
 	kdSubHdrFullSize = 104
 
-	pageDescSize = 24 // struct page_desc
+	pageDescSize = 24 // struct page_desc: off_t offset, size, flags, page_flags
 
 	minBlockSize = 512
 	maxBlockSize = 1 << 18
 )
+
+// kdLayout is one target's layout of the kdump headers.
+type kdLayout struct {
+	bits int
+	bo   binary.ByteOrder
+	// pack: a 32-bit target that aligns 64-bit fields to 4 bytes (i386),
+	// which packs kdump_sub_header's off_t fields; others align them to 8.
+	pack bool
+}
+
+func (l kdLayout) timestampOff() int { return map[bool]int{true: 408, false: 404}[l.bits == 64] }
+func (l kdLayout) fieldsOff() int    { return map[bool]int{true: 424, false: 412}[l.bits == 64] }
+func (l kdLayout) target() Target {
+	return Target{Bits: l.bits, BigEndian: l.bo == binary.ByteOrder(binary.BigEndian)}
+}
+
+// kdSubLayout is where kdump_sub_header's fields sit. On 32-bit targets
+// phys_base, start_pfn, end_pfn and the size_* fields are 4-byte unsigned
+// longs, and each off_t (8 bytes) follows them either packed (i386) or
+// aligned to 8 after 4 bytes of padding (libkdumpfile's
+// kdump_sub_header_32pack and _32pad).
+type kdSubLayout struct {
+	size, ulong                            int
+	physBase, dumpLevel, split, start, end int
+	offVI, sizeVI, offNote, sizeNote       int
+	offErase, sizeErase                    int
+	start64, end64, maxMapnr64             int
+}
+
+var (
+	kdSub64     = kdSubLayout{104, 8, 0, 8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96}
+	kdSub32Pack = kdSubLayout{80, 4, 0, 4, 8, 12, 16, 20, 28, 32, 40, 44, 52, 56, 64, 72}
+	kdSub32Pad  = kdSubLayout{96, 4, 0, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88}
+)
+
+// machineLayout maps utsname.machine to its layout, for the machines
+// makedumpfile has a back end for (and their 32-bit relatives).
+func machineLayout(m string) (kdLayout, bool) {
+	le, be := binary.ByteOrder(binary.LittleEndian), binary.ByteOrder(binary.BigEndian)
+	switch {
+	case m == "x86_64" || m == "aarch64" || m == "riscv64" || m == "loongarch64" || m == "ppc64le" || m == "ia64":
+		return kdLayout{64, le, false}, true
+	case m == "s390x" || m == "ppc64" || m == "sparc64":
+		return kdLayout{64, be, false}, true
+	case len(m) == 4 && m[0] == 'i' && m[2:] == "86":
+		return kdLayout{32, le, true}, true
+	case strings.HasPrefix(m, "armv") && strings.HasSuffix(m, "l") || m == "arm" || m == "riscv32":
+		return kdLayout{32, le, false}, true
+	case strings.HasPrefix(m, "armv") && strings.HasSuffix(m, "b") || m == "ppc" || m == "s390":
+		return kdLayout{32, be, false}, true
+	}
+	return kdLayout{}, false
+}
+
+// plausible reports whether the header read with l has a block size a page
+// can have and bitmaps that cover max_mapnr (libkdumpfile's try_header),
+// and whether its blocks fit the file.
+func (l kdLayout) plausible(h []byte, size int64) bool {
+	f := fields{b: h, bo: l.bo}
+	o := l.fieldsOff()
+	bs, sub, bmb, mapnr := int64(int32(f.u32(o+kdBlockSize))), int64(int32(f.u32(o+kdSubHdrSize))), int64(f.u32(o+kdBitmapBlocks)), uint64(f.u32(o+kdMaxMapnr))
+	if bs < minBlockSize || bs > maxBlockSize || bs&(bs-1) != 0 || sub < 0 || f.short {
+		return false
+	}
+	return uint64(bmb)*uint64(bs)*8 >= mapnr && (1+sub+bmb)*bs <= size
+}
+
+// kdumpLayout picks the layout of a kdump header: the one its machine
+// implies, else the first of 64-bit LE, 32-bit LE, 64-bit BE, 32-bit BE
+// under which the header is plausible (64-bit little-endian if none is, so
+// the error names those offsets).
+func kdumpLayout(h []byte, size int64) (l kdLayout, known bool) {
+	f := fields{b: h, bo: binary.LittleEndian}
+	if l, ok := machineLayout(f.cstr(kdUtsnameOff+4*kdUtsFieldLen, kdUtsFieldLen)); ok {
+		return l, true
+	}
+	le, be := binary.ByteOrder(binary.LittleEndian), binary.ByteOrder(binary.BigEndian)
+	for _, l := range []kdLayout{{64, le, false}, {32, le, false}, {64, be, false}, {32, be, false}} {
+		if l.plausible(h, size) {
+			return l, false
+		}
+	}
+	return kdLayout{64, le, false}, false
+}
 
 func isKdump(m []byte) bool { return len(m) >= 8 && string(m[:8]) == kdumpSig }
 
@@ -77,9 +168,10 @@ type KdumpHeader struct {
 // kdump is the kdump-compressed back end.
 type kdump struct {
 	hdr       KdumpHeader
-	bs        uint64 // block (page) size
-	maxPFN    uint64 // pfns the bitmaps describe: min(max_mapnr, bitmap bits)
-	startPFN  uint64 // split range [startPFN, endPFN), else [0, maxPFN)
+	bo        binary.ByteOrder // the target's byte order
+	bs        uint64           // block (page) size
+	maxPFN    uint64           // pfns the bitmaps describe: min(max_mapnr, bitmap bits)
+	startPFN  uint64           // split range [startPFN, endPFN), else [0, maxPFN)
 	endPFN    uint64
 	bm1, bm2  []uint64 // RAM bitmap, dumped bitmap; bits >= maxPFN cleared
 	super     []uint64 // super[i] = popcount(bm2 words [0, 8i))
@@ -104,44 +196,53 @@ func (d *Dump) kdErr(off int64, format string, args ...any) error {
 }
 
 func (d *Dump) openKdump() error {
-	h, err := d.meta(0, kdHeaderSize, "kdump header")
+	h, err := d.meta(0, min(kdHeaderSize, d.size), "kdump header")
 	if err != nil {
 		return err
 	}
-	le := binary.LittleEndian
-	f := fields{b: h, bo: le}
-	k := &kdump{}
+	lay, known := kdumpLayout(h, d.size)
+	f := fields{b: h, bo: lay.bo}
+	k := &kdump{bo: lay.bo}
 	hd := &k.hdr
 	hd.HeaderVersion = int32(f.u32(kdHdrVersionOff))
 	uts := []*string{&hd.Sysname, &hd.Nodename, &hd.Release, &hd.Version, &hd.Machine, &hd.Domainname}
 	for i, s := range uts {
 		*s = f.cstr(kdUtsnameOff+i*kdUtsFieldLen, kdUtsFieldLen)
 	}
-	sec, usec := int64(f.u64(kdTimestampOff)), int64(f.u64(kdTimestampOff+8))
+	var sec, usec int64
+	if tv := lay.timestampOff(); lay.bits == 64 {
+		sec, usec = int64(f.u64(tv)), int64(f.u64(tv+8))
+	} else {
+		sec, usec = int64(int32(f.u32(tv))), int64(int32(f.u32(tv+4)))
+	}
 	if (sec != 0 || usec != 0) && usec >= 0 && usec < 1e6 {
 		hd.Timestamp = time.Unix(sec, usec*1000).UTC()
 	}
-	hd.Status = f.u32(kdStatusOff)
-	hd.BlockSize = int32(f.u32(kdBlockSizeOff))
-	hd.SubHdrSize = int32(f.u32(kdSubHdrSizeOff))
-	hd.BitmapBlocks = f.u32(kdBitmapBlocksOff)
-	hd.MaxMapnr = uint64(f.u32(kdMaxMapnrOff))
-	hd.TotalRAMBlock = f.u32(kdTotalRAMOff)
-	hd.DeviceBlocks = f.u32(kdDeviceBlocksOff)
-	hd.WrittenBlocks = f.u32(kdWrittenOff)
-	hd.CurrentCPU = f.u32(kdCurrentCPUOff)
-	hd.NrCPUs = int32(f.u32(kdNrCPUsOff))
+	o := lay.fieldsOff()
+	hd.Status = f.u32(o + kdStatus)
+	hd.BlockSize = int32(f.u32(o + kdBlockSize))
+	hd.SubHdrSize = int32(f.u32(o + kdSubHdrSize))
+	hd.BitmapBlocks = f.u32(o + kdBitmapBlocks)
+	hd.MaxMapnr = uint64(f.u32(o + kdMaxMapnr))
+	hd.TotalRAMBlock = f.u32(o + kdTotalRAM)
+	hd.DeviceBlocks = f.u32(o + kdDeviceBlocks)
+	hd.WrittenBlocks = f.u32(o + kdWritten)
+	hd.CurrentCPU = f.u32(o + kdCurrentCPU)
+	hd.NrCPUs = int32(f.u32(o + kdNrCPUs))
+	if f.short {
+		return d.kdErr(0, "kdump header extends beyond end of file")
+	}
 
 	if hd.HeaderVersion < 1 {
 		return d.kdErr(kdHdrVersionOff, "unsupported kdump header version %d", hd.HeaderVersion)
 	}
 	bs := int64(hd.BlockSize)
 	if bs < minBlockSize || bs > maxBlockSize || bs&(bs-1) != 0 {
-		return d.kdErr(kdBlockSizeOff, "implausible block size %d", hd.BlockSize)
+		return d.kdErr(int64(o+kdBlockSize), "implausible block size %d (%s layout)", hd.BlockSize, lay.target())
 	}
 	k.bs = uint64(bs)
 	if hd.SubHdrSize < 0 {
-		return d.kdErr(kdSubHdrSizeOff, "negative sub-header size %d", hd.SubHdrSize)
+		return d.kdErr(int64(o+kdSubHdrSize), "negative sub-header size %d", hd.SubHdrSize)
 	}
 	// All block arithmetic in uint64 blocks; every product is checked
 	// against the file size before use.
@@ -149,51 +250,75 @@ func (d *Dump) openKdump() error {
 	sub := uint64(hd.SubHdrSize)
 	bmb := uint64(hd.BitmapBlocks)
 	if 1+sub > nblocks || bmb > nblocks-1-sub {
-		return d.kdErr(kdBitmapBlocksOff, "sub-header (%d blocks) and bitmaps (%d blocks) of %d-byte blocks exceed the %d-byte file", sub, bmb, k.bs, d.size)
-	}
-	if bmb < 2 {
-		return d.kdErr(kdBitmapBlocksOff, "bitmap_blocks %d: need two bitmaps", bmb)
+		return d.kdErr(int64(o+kdBitmapBlocks), "sub-header (%d blocks) and bitmaps (%d blocks) of %d-byte blocks exceed the %d-byte file", sub, bmb, k.bs, d.size)
 	}
 
 	// Sub-header: read what the version defines and the file holds.
 	if sub > 0 {
-		n := min(sub*k.bs, kdSubHdrFullSize)
+		sl := kdSub64
+		if lay.bits == 32 {
+			sl = kdSub32Pad
+			if lay.pack {
+				sl = kdSub32Pack
+			}
+		}
+		n := min(sub*k.bs, uint64(max(kdSub64.size, kdSub32Pad.size)))
 		sb, err := d.meta(int64(k.bs), int64(n), "kdump sub-header")
 		if err != nil {
 			return err
 		}
-		s := fields{b: sb, bo: le}
+		s := fields{b: sb, bo: lay.bo}
 		v := hd.HeaderVersion
-		hd.PhysBase = s.u64(0)
-		hd.DumpLevel = int32(s.u32(8))
+		if lay.bits == 32 && !known && v >= 3 {
+			// A 32-bit machine the table does not know: packed if the
+			// packed reading puts VMCOREINFO (or nothing) in the
+			// sub-header blocks, as libkdumpfile's read_sub_hdr_32 decides.
+			off, size := s.u64(kdSub32Pack.offVI), uint64(s.u32(kdSub32Pack.sizeVI))
+			if off == 0 && size == 0 || off > k.bs && off+size >= off && off+size <= (1+sub)*k.bs {
+				sl = kdSub32Pack
+			}
+		}
+		ulong := func(off int) uint64 {
+			if sl.ulong == 4 {
+				return uint64(s.u32(off))
+			}
+			return s.u64(off)
+		}
+		hd.PhysBase = ulong(sl.physBase)
+		hd.DumpLevel = int32(s.u32(sl.dumpLevel))
 		if v >= 2 {
-			hd.Split = int32(s.u32(12))
-			hd.StartPFN, hd.EndPFN = s.u64(16), s.u64(24)
+			hd.Split = int32(s.u32(sl.split))
+			hd.StartPFN, hd.EndPFN = ulong(sl.start), ulong(sl.end)
 		}
 		if v >= 3 {
-			hd.OffsetVMCOREINFO, hd.SizeVMCOREINFO = s.u64(32), s.u64(40)
+			hd.OffsetVMCOREINFO, hd.SizeVMCOREINFO = s.u64(sl.offVI), ulong(sl.sizeVI)
 		}
 		if v >= 4 {
-			hd.OffsetNote, hd.SizeNote = s.u64(48), s.u64(56)
+			hd.OffsetNote, hd.SizeNote = s.u64(sl.offNote), ulong(sl.sizeNote)
 		}
 		if v >= 5 {
-			hd.OffsetEraseinfo, hd.SizeEraseinfo = s.u64(64), s.u64(72)
+			hd.OffsetEraseinfo, hd.SizeEraseinfo = s.u64(sl.offErase), ulong(sl.sizeErase)
 		}
 		if v >= 6 {
-			hd.StartPFN, hd.EndPFN = s.u64(80), s.u64(88)
-			hd.MaxMapnr = s.u64(96)
+			hd.StartPFN, hd.EndPFN = s.u64(sl.start64), s.u64(sl.end64)
+			hd.MaxMapnr = s.u64(sl.maxMapnr64)
 		}
 		if s.short {
 			return d.kdErr(int64(k.bs), "kdump sub-header too short for header version %d", v)
 		}
 	}
+	switch {
+	case hd.MaxMapnr == 0 && bmb == 0:
+		// An empty dump: no pages, no bitmaps.
+	case hd.MaxMapnr == 0:
+		return d.kdErr(int64(o+kdMaxMapnr), "max_mapnr is 0 with %d bitmap blocks", bmb)
+	case bmb < 2:
+		return d.kdErr(int64(o+kdBitmapBlocks), "bitmap_blocks %d: need two bitmaps", bmb)
+	}
 
 	// Bitmaps: two halves of bitmap_blocks blocks.
 	half := bmb * k.bs / 2
 	bm1Off := int64((1 + sub) * k.bs)
-	if hd.MaxMapnr == 0 {
-		return d.kdErr(kdMaxMapnrOff, "max_mapnr is 0")
-	}
 	k.maxPFN = min(hd.MaxMapnr, half*8)
 	words := (k.maxPFN + 63) / 64
 	if k.bm1, err = readBitmap(d, bm1Off, words, k.maxPFN, "RAM bitmap"); err != nil {
@@ -234,6 +359,7 @@ func (d *Dump) openKdump() error {
 	d.kd = k
 	d.pageSize = k.bs
 	d.arch = hd.Machine
+	d.target = lay.target()
 	d.incomplete = hd.Status&dumpDHCompressedIncomplete != 0
 	k.declared = hd.Status & dumpDHCompressedAny
 
@@ -299,11 +425,7 @@ func (k *kdump) rank(pfn uint64) uint64 {
 // kdumpNotes loads the ELF notes and VMCOREINFO the sub-header points at.
 func (d *Dump) kdumpNotes() error {
 	hd := &d.kd.hdr
-	var bo binary.ByteOrder = binary.LittleEndian
-	switch hd.Machine {
-	case "s390x", "ppc64", "ppc", "mips", "mips64", "sparc64":
-		bo = binary.BigEndian
-	}
+	bo := d.kd.bo
 	if hd.SizeNote > 0 {
 		if hd.SizeNote > maxNoteSegment {
 			return d.kdErr(int64(d.kd.bs), "note area of %d bytes is implausibly large", hd.SizeNote)
@@ -343,9 +465,8 @@ type pageDesc struct {
 	flags uint32
 }
 
-func decodeDesc(b []byte) pageDesc {
-	le := binary.LittleEndian
-	return pageDesc{off: int64(le.Uint64(b)), size: le.Uint32(b[8:]), flags: le.Uint32(b[12:])}
+func decodeDesc(b []byte, bo binary.ByteOrder) pageDesc {
+	return pageDesc{off: int64(bo.Uint64(b)), size: bo.Uint32(b[8:]), flags: bo.Uint32(b[12:])}
 }
 
 func (k *kdump) isZeroDesc(pd pageDesc) bool {
@@ -364,7 +485,7 @@ func (k *kdump) sampleDescriptors(d *Dump, n uint64) {
 		return
 	}
 	for i := uint64(0); i < n; i++ {
-		pd := decodeDesc(b[i*pageDescSize:])
+		pd := decodeDesc(b[i*pageDescSize:], k.bo)
 		if !k.isZeroDesc(pd) && pd.size != 0 {
 			k.seen.Or(seenBit(pd.flags))
 		}
@@ -447,7 +568,7 @@ func (k *kdump) countZero(d *Dump) uint64 {
 		off := k.descOff + int64(i*pageDescSize)
 		m, _ := d.r.ReadAt(buf[:c*pageDescSize], off)
 		for j := 0; j+pageDescSize <= m; j += pageDescSize {
-			if k.isZeroDesc(decodeDesc(buf[j:])) {
+			if k.isZeroDesc(decodeDesc(buf[j:], k.bo)) {
 				n++
 			}
 		}
@@ -502,7 +623,7 @@ func (k *kdump) loadPage(d *Dump, pfn uint64) ([]byte, error) {
 		}
 		return nil, &MissingPageError{Reason: ReasonTruncated}
 	}
-	pd := decodeDesc(db[:])
+	pd := decodeDesc(db[:], k.bo)
 	// An incomplete dump leaves unwritten descriptors zeroed.
 	if pd.off == 0 || pd.size == 0 {
 		return nil, &MissingPageError{Reason: ReasonTruncated}

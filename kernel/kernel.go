@@ -33,6 +33,26 @@ var (
 	ErrUnsupported = errors.New("kernel: unsupported")
 )
 
+// UnsupportedArchError reports a dump, read correctly, of a machine whose
+// kernel vmleak cannot analyze (x86_64 only for now). It matches
+// ErrUnsupported.
+type UnsupportedArchError struct {
+	Dump   string
+	Arch   string // utsname.machine or the ELF e_machine's name; "" if unknown
+	Target elfcore.Target
+}
+
+func (e *UnsupportedArchError) Error() string {
+	arch := e.Arch
+	if arch == "" {
+		arch = "unknown"
+	}
+	return fmt.Sprintf("kernel: %s: unsupported architecture %s (%s): only x86_64 kernels are analyzed", e.Dump, arch, e.Target)
+}
+
+// Is makes errors.Is(err, ErrUnsupported) true.
+func (e *UnsupportedArchError) Is(target error) bool { return target == ErrUnsupported }
+
 // MismatchError reports a vmlinux that does not belong to the dump.
 type MismatchError struct {
 	Dump, Vmlinux string
@@ -183,7 +203,7 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 		k.release = d.Kdump().Release
 	}
 	if d.Arch() != "x86_64" {
-		return nil, fmt.Errorf("%w: %s: architecture %q (x86_64 only for now)", ErrUnsupported, dumpPath, d.Arch())
+		return nil, &UnsupportedArchError{Dump: dumpPath, Arch: d.Arch(), Target: d.Target()}
 	}
 	if opts.SkipVmlinux {
 		ok = true

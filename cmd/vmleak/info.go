@@ -34,6 +34,9 @@ func newInfoCmd(g *globalOptions) *cobra.Command {
 			}
 			defer k.Close()
 			info := k.Summary()
+			if present, _, _ := k.Dump().PageCounts(); present == 0 {
+				info.Warnings = append(info.Warnings, "the dump holds no memory (0 pages): a valid dump of nothing")
+			}
 			if !withTypes {
 				info.Warnings = append(info.Warnings, "no vmlinux found: KASLR and memory layout come from VMCOREINFO only (use --vmlinux)")
 			}

@@ -125,6 +125,8 @@ func classify(err error) error {
 		re  *kernel.ReadError
 		vpe *vmcoreinfo.ParseError
 		pth *os.PathError
+		ufe *elfcore.UnsupportedFormatError
+		uae *kernel.UnsupportedArchError
 	)
 	switch {
 	case errors.As(err, &me):
@@ -132,6 +134,7 @@ func classify(err error) error {
 	case errors.Is(err, elfcore.ErrUnrecognizedFormat), errors.Is(err, kernel.ErrNoVmlinux), errors.Is(err, kernel.ErrUnsupported),
 		errors.As(err, &fe), errors.As(err, &mp), errors.As(err, &pe), errors.As(err, &te), errors.As(err, &re),
 		errors.As(err, &vpe), errors.As(err, &pth), errors.Is(err, kdwarf.ErrNotFound), errors.Is(err, kdwarf.ErrNoTypes),
+		errors.As(err, &ufe), errors.As(err, &uae),
 		errors.Is(err, io.ErrUnexpectedEOF):
 		return &inputError{err}
 	}
