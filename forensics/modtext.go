@@ -84,8 +84,14 @@ func modTextRoots(c *Context) []string {
 func checkModuleTexts(c *Context, kin *textInput) []modText {
 	syms := &modSymbols{c: c}
 	var out []modText
-	for _, m := range c.Modules {
+	// The hidden modules too: a .ko given for one is compared like a
+	// listed module's; without one, it is not checked like any other.
+	all := append(append([]kernel.Module(nil), c.Modules...), c.Hidden...)
+	for i, m := range all {
 		mt := modText{name: m.Name}
+		if i >= len(c.Modules) {
+			mt.name += " (hidden)"
+		}
 		in, path, partial, err := moduleTextInput(c, kin, m, syms)
 		mt.path, mt.partial = path, partial
 		if err != nil {
