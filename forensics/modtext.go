@@ -19,12 +19,16 @@ import (
 // module whose .ko is found (kernel.OpenModuleDebuginfo: the roots of
 // Options.ModuleDirs and the kernel's debug dirs, a file of another
 // build-id refused) is an image of its own. Its core text sections are
-// laid out where the kernel loaded them — the addresses the kernel itself
-// records in mod->sect_attrs (/sys/module/NAME/sections/*, written by
-// add_sect_attrs in kernel/module/sysfs.c from the sh_addr that
-// layout_sections/move_module gave each section), so the loader's layout
-// (the order and alignment of the SHF_EXECINSTR sections in core_layout,
-// or mem[MOD_TEXT] from v6.4) is not re-derived — and relocated as
+// laid out where the kernel loaded them: at the addresses the kernel
+// itself records in mod->sect_attrs (/sys/module/NAME/sections/*;
+// kernel.ModuleSections). add_sect_attrs (kernel/module.c up to v5.19,
+// kernel/module/sysfs.c since) stores each allocated section's sh_addr,
+// which move_module set to the section's place in the module's memory
+// (core_layout.base, or mem[type].base from v6.4, plus the offset
+// layout_sections computed: SHF_EXECINSTR sections first, each aligned
+// to its sh_addralign). So the loader's layout is read, not re-derived,
+// and a kernel that changes it (module_memory, v6.4) needs nothing new.
+// The image is then relocated as
 // apply_relocate_add (arch/x86/kernel/module.c) does, against the
 // module's own symbols at their section's load address and the kernel's
 // and other modules' exported symbols (simplify_symbols,
@@ -763,7 +767,9 @@ func modTextReport(mts []modText) (fs []Finding, checked int, notes []string, pa
 		}
 		ev := fmt.Sprintf("%s: %d bytes compared with %s, %d patch sites explained", mt.name, out.checked, mt.path, sites)
 		if len(mt.partial) > 0 {
+			partial = true
 			ev += "; not compared: " + strings.Join(mt.partial, "; ")
+			notes = append(notes, fmt.Sprintf("module %s: not compared: %s", mt.name, strings.Join(mt.partial, "; ")))
 		}
 		if len(out.missing)+len(out.unreadable) > 0 {
 			partial = true
