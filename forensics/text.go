@@ -31,6 +31,13 @@ func checkText(c *Context) ([]Finding, CheckResult) {
 
 	res := CheckResult{Checked: out.checked}
 	var notes []string
+	// The listed modules' text, each against its .ko.
+	mfs, mchecked, mnotes, mpartial, munexpl, mbad := modTextReport(checkModuleTexts(c, in))
+	fs = append(fs, mfs...)
+	res.Checked += mchecked
+	if mpartial {
+		res.Status = StatusPartial
+	}
 	if len(out.missing)+len(out.unreadable) > 0 {
 		res.Status = StatusPartial
 		for _, x := range []struct {
@@ -58,6 +65,10 @@ func checkText(c *Context) ([]Finding, CheckResult) {
 	if out.unexplained+out.badSites > 0 {
 		notes = append(notes, fmt.Sprintf("%d unexplained differences, %d patch sites with bytes their patching does not write", out.unexplained, out.badSites))
 	}
+	if munexpl+mbad > 0 {
+		notes = append(notes, fmt.Sprintf("modules: %d unexplained differences, %d patch sites with bytes their patching does not write", munexpl, mbad))
+	}
+	notes = append(notes, mnotes...)
 	if out.undecodable > 0 {
 		notes = append(notes, fmt.Sprintf("%d undecodable instructions", out.undecodable))
 	}

@@ -86,13 +86,26 @@ type textWorld interface {
 	FuncStart(va uint64) (start, size uint64, ok bool)
 }
 
-// textInput is everything the comparison reads: the vmlinux's bytes, a
-// reader of the dump's, the patch sites and what the validation of their
-// new bytes needs.
+// textInput is one text image: everything the comparison reads. That is
+// the bytes the text must hold at run-time addresses before any run-time
+// patching (the vmlinux's text, or a module's core text sections laid out
+// at their load addresses and relocated), a reader of the dump's, the
+// patch sites and what the validation of their new bytes needs. The
+// kernel and each module with a .ko are images of their own, compared by
+// the same code.
 type textInput struct {
 	start uint64 // run-time address of want[0]
-	want  []byte // the vmlinux's text
-	read  func(p []byte, va uint64) error
+	want  []byte // the expected text
+	// label names the text in summaries ("kernel text", "module
+	// virtio_net's text"), file what want comes from ("vmlinux",
+	// "virtio_net.ko"); module is the module's name (findings' Module).
+	label, file, module string
+	// alsoText are the ranges outside the image its patched branches may
+	// go to (a module's: the kernel text); base is the kernel's image,
+	// whose bytes a module's static call may inline.
+	alsoText []textRange
+	base     *textInput
+	read     func(p []byte, va uint64) error
 	// missing tells a read error of memory absent from the dump.
 	missing func(error) bool
 	exclude []textRange // not compared (holes between sections)
@@ -517,9 +530,10 @@ func (c *textCompare) unexplained() {
 		}
 	}
 	if n := c.out.unexplained - maxTextFindings; n > 0 {
+		label, file := c.in.labels()
 		c.out.findings = append(c.out.findings, Finding{
-			Kind: "patched-text", Severity: High,
-			Summary: fmt.Sprintf("%d more unexplained regions of kernel text differ from the vmlinux (not listed one by one)", n),
+			Kind: "patched-text", Severity: High, Module: c.in.module,
+			Summary: fmt.Sprintf("%d more unexplained regions of %s differ from the %s (not listed one by one)", n, label, file),
 		})
 	}
 }
@@ -576,6 +590,61 @@ func (c *textCompare) inText(va uint64) bool {
 	return va >= c.in.start && va < c.in.start+uint64(len(c.in.want))
 }
 
+// allowed tells whether a patched branch may go to va: the image itself or
+// the other text it may call (a module's: the kernel's).
+func (c *textCompare) allowed(va uint64) bool {
+	if c.inText(va) {
+		return true
+	}
+	for _, r := range c.in.alsoText {
+		if va >= r.start && va < r.end {
+			return true
+		}
+	}
+	return false
+}
+
+// wantAt is the expected bytes at [va, va+n) in the image or its base.
+func (c *textCompare) wantAt(va uint64, n int) ([]byte, bool) {
+	for in := c.in; in != nil; in = in.base {
+		if va >= in.start && va+uint64(n) <= in.start+uint64(len(in.want)) {
+			return in.want[va-in.start : va-in.start+uint64(n)], true
+		}
+	}
+	return nil, false
+}
+
+// labels are the image's label and file, with the kernel's defaults.
+func (in *textInput) labels() (string, string) {
+	label, file := in.label, in.file
+	if label == "" {
+		label = "kernel text"
+	}
+	if file == "" {
+		file = "vmlinux"
+	}
+	return label, file
+}
+
+// evidence is the two lines of expected and dump bytes, aligned.
+func (in *textInput) evidence(want, have []byte, va uint64) []string {
+	_, file := in.labels()
+	w := max(len(file)+2, len("dump: "))
+	return []string{
+		fmt.Sprintf("%-*s%s", w, file+": ", textDisasm(want, va)),
+		fmt.Sprintf("%-*s%s", w, "dump: ", textDisasm(have, va)),
+	}
+}
+
+// suspect is the module a finding of the image names: the target's when
+// it lies in another module, else the image's own.
+func (in *textInput) suspect(target Place) string {
+	if target.Module != "" {
+		return target.Module
+	}
+	return in.module
+}
+
 func (c *textCompare) unexplainedFinding(b, end int, atEntry bool) Finding {
 	in := c.in
 	va := in.start + uint64(b)
@@ -599,28 +668,26 @@ func (c *textCompare) unexplainedFinding(b, end int, atEntry bool) Finding {
 		c.out.undecodable++
 	}
 	sym := in.world.Resolve(va).Name
+	label, file := in.labels()
 	f := Finding{
-		Kind: "patched-text", Severity: High, Addr: va, Symbol: sym, Size: uint64(end - b),
-		Evidence: []string{
-			"vmlinux: " + textDisasm(in.want[b:shown], va),
-			"dump:    " + textDisasm(c.have[b:shown], va),
-		},
+		Kind: "patched-text", Severity: High, Addr: va, Symbol: sym, Size: uint64(end - b), Module: in.module,
+		Evidence: in.evidence(in.want[b:shown], c.have[b:shown], va),
 	}
 	if decodeErr != nil {
 		f.Evidence = append(f.Evidence, fmt.Sprintf("the dump's bytes at %#x do not decode as an instruction", in.start+uint64(dumpEnd)))
 	}
 	if t, ok := c.hookTarget(ins); ok {
 		p := in.world.Resolve(t)
-		f.Target, f.TargetName, f.Module = t, p.Name, p.Module
+		f.Target, f.TargetName, f.Module = t, p.Name, in.suspect(p)
 		if atEntry {
 			f.Kind = "inline-hook"
-			f.Summary = fmt.Sprintf("%s is hooked: the dump's code branches to %s, the vmlinux's does not", sym, p.Name)
+			f.Summary = fmt.Sprintf("%s is hooked: the dump's code branches to %s, the %s's does not", sym, p.Name, file)
 			return f
 		}
-		f.Summary = fmt.Sprintf("kernel text at %s is patched to branch to %s; no run-time patching explains it", sym, p.Name)
+		f.Summary = fmt.Sprintf("%s at %s is patched to branch to %s; no run-time patching explains it", label, sym, p.Name)
 		return f
 	}
-	f.Summary = fmt.Sprintf("%d bytes of kernel text at %s differ from the vmlinux; no run-time patching explains them", end-b, sym)
+	f.Summary = fmt.Sprintf("%d bytes of %s at %s differ from the %s; no run-time patching explains them", end-b, label, sym, file)
 	return f
 }
 
@@ -629,13 +696,9 @@ func (c *textCompare) badSite(st *textSite, s, e int, v textVerdict) Finding {
 	va := st.addr
 	sym := in.world.Resolve(va).Name
 	f := Finding{
-		Kind: "patched-text", Severity: High, Addr: va, Symbol: sym, Size: uint64(e - s),
-		Summary: fmt.Sprintf("the %s site at %s holds code the kernel's patching does not write: %s", st.kind, sym, v.why),
-		Evidence: []string{
-			"site: " + st.kind,
-			"vmlinux: " + textDisasm(in.want[s:e], va),
-			"dump:    " + textDisasm(c.have[s:e], va),
-		},
+		Kind: "patched-text", Severity: High, Addr: va, Symbol: sym, Size: uint64(e - s), Module: in.module,
+		Summary:  fmt.Sprintf("the %s site at %s holds code the kernel's patching does not write: %s", st.kind, sym, v.why),
+		Evidence: append([]string{"site: " + st.kind}, in.evidence(in.want[s:e], c.have[s:e], va)...),
 	}
 	if v.undecodable {
 		c.out.undecodable++
@@ -647,7 +710,7 @@ func (c *textCompare) badSite(st *textSite, s, e int, v textVerdict) Finding {
 	}
 	if v.target != 0 {
 		p := in.world.Resolve(v.target)
-		f.Target, f.TargetName, f.Module = v.target, p.Name, p.Module
+		f.Target, f.TargetName, f.Module = v.target, p.Name, in.suspect(p)
 		if fs, _, ok := in.world.FuncStart(va); ok && va-fs < textEntrySlack && !c.inText(v.target) {
 			f.Kind = "inline-hook"
 			f.Summary = fmt.Sprintf("%s is hooked: its %s site branches to %s: %s", sym, st.kind, p.Name, v.why)
@@ -741,9 +804,10 @@ func (c *textCompare) validate(st *textSite, b []byte) textVerdict {
 		return c.validateKprobe(st, ins)
 	}
 	// Alternatives, paravirt, retpolines, return thunks, call depth
-	// thunks: any code, but no branch may leave the kernel text.
+	// thunks: any code, but no branch may leave the kernel text (and, in
+	// a module, its own).
 	for _, i := range ins {
-		if t, ok := i.target(); ok && i.branches() && !c.inText(t) {
+		if t, ok := i.target(); ok && i.branches() && !c.allowed(t) {
 			v := textBad("%s branches to %#x, outside the kernel text", i, t)
 			v.target = t
 			return v
@@ -809,9 +873,8 @@ func (c *textCompare) validateStaticCall(st *textSite, b []byte, ins []textInsn)
 	// that instruction (7.x: WARN's static call to __WARN_trap, whose
 	// "ud1 (%edx),%rdi" the #UD handler decodes): the bytes must be the
 	// function's own.
-	if len(ins) > 0 && ins[0].isTrap() && st.target != 0 && c.inText(st.target) {
-		f := int(st.target - c.in.start)
-		if f+len(b) <= len(c.in.want) && bytes.Equal(c.in.want[f:f+len(b)], b) {
+	if len(ins) > 0 && ins[0].isTrap() && st.target != 0 && c.allowed(st.target) {
+		if w, ok := c.wantAt(st.target, len(b)); ok && bytes.Equal(w, b) {
 			return textVerdict{ok: true, kind: st.kind}
 		}
 		return textBad("a trap that is not the inlined body of the key's function %#x: %s", st.target, textInsnList(ins))
@@ -825,7 +888,7 @@ func (c *textCompare) validateStaticCall(st *textSite, b []byte, ins []textInsn)
 			if !ok {
 				return textBad("an indirect branch: %s", i)
 			}
-			if c.inText(t) {
+			if c.allowed(t) {
 				continue
 			}
 			p := c.in.world.Resolve(t)
