@@ -55,32 +55,6 @@ func coreFunc(t *testing.T, k *kernel.Kernel, module, name string) (uint64, stri
 	return 0, ""
 }
 
-// openPatched is testkernel.OpenPatched writing each word into every
-// segment of the ELF dump that holds its physical address: in a kdump
-// ELF the kernel image's segment may also cover the memory just past the
-// image, where modules are loaded, and the dump reads the other copy.
-func openPatched(t *testing.T, m *fixture.Manifest, path string, good *kernel.Kernel, words map[uint64]uint64) *kernel.Kernel {
-	t.Helper()
-	fileWords := map[int64]uint64{}
-	for va, v := range words {
-		pa, err := good.Translate(va)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range good.Dump().Segments() {
-			if pa >= s.PAddr && pa+8 <= s.PAddr+s.FileSize {
-				fileWords[int64(s.FileOff+pa-s.PAddr)] = v
-			}
-		}
-	}
-	k, err := kernel.OpenDump(fixture.OpenPatched(t, path, fileWords), path, kernel.Options{Vmlinux: m.Vmlinux()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
-}
-
 // A module's text patched in the dump is reported High with the module
 // named: a byte flipped inside virtio_ring's virtqueue_kick (unexplained
 // bytes), and a jmp to unknown memory written over the ftrace site at the
@@ -105,7 +79,7 @@ func TestModuleTextPatched(t *testing.T) {
 	if hookAt&7 != 0 {
 		t.Fatalf("%s at %#x is not 8-byte aligned", hookName, hookAt)
 	}
-	k := openPatched(t, m, m.DumpPath(d), good, map[uint64]uint64{
+	k := testkernel.OpenPatched(t, m, m.DumpPath(d), good, map[uint64]uint64{
 		flip &^ 7: word(flip&^7) ^ 0xff<<(8*(flip&7)),
 		hookAt:    jmp,
 	})

@@ -61,7 +61,9 @@ func OpenPatched(t testing.TB, m *fixture.Manifest, path string, good *kernel.Ke
 		if err != nil {
 			t.Fatal(err)
 		}
-		fileWords[fixture.FileOffset(t, good.Dump(), pa)] = v
+		for _, off := range fixture.FileOffsets(t, good.Dump(), pa) {
+			fileWords[off] = v
+		}
 	}
 	k, err := kernel.OpenDump(fixture.OpenPatched(t, path, fileWords), path, kernel.Options{Vmlinux: m.Vmlinux()})
 	if err != nil {
