@@ -75,6 +75,9 @@ func (k *Kernel) Summary() *Summary {
 		Arch: d.Arch(), Release: k.release, PageSize: d.PageSize(),
 		PagesPresent: present, PagesExcluded: excluded, PagesZero: zero, VMCOREINFO: k.info != nil,
 	}
+	if in.Arch == "" && d.IsMemoryImage() && k.tr != nil {
+		in.Arch = "x86_64" // a memory image names none: the memory scan's page-table walk proved it
+	}
 	for _, r := range d.PhysRanges() {
 		in.PhysRanges = append(in.PhysRanges, PhysRange{Hex(r.Start), Hex(r.End)})
 	}
