@@ -20,6 +20,9 @@ const (
 	FormatKdump
 	FormatFlattenedKdump
 	FormatFlattenedELF
+	FormatLiME // memory images: lime.go
+	FormatAVML
+	FormatRaw
 )
 
 func (f Format) String() string {
@@ -32,6 +35,12 @@ func (f Format) String() string {
 		return "flattened-kdump"
 	case FormatFlattenedELF:
 		return "flattened-elf"
+	case FormatLiME:
+		return "lime"
+	case FormatAVML:
+		return "avml"
+	case FormatRaw:
+		return "raw"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
@@ -80,6 +89,7 @@ type Dump struct {
 
 	elf *elfCore
 	kd  *kdump
+	img *memImage // memory images (lime.go): elf holds their ranges
 
 	zeroFill   atomic.Bool
 	zeroFilled atomic.Uint64
@@ -106,7 +116,8 @@ func Open(path string) (*Dump, error) {
 }
 
 // NewDump probes r (size bytes long) as, in order, an ELF64 core, a
-// kdump-compressed dump and a flattened makedumpfile stream. name is used
+// kdump-compressed dump, a LiME or AVML memory image and a flattened
+// makedumpfile stream (headerless raw images need OpenRaw). name is used
 // in error messages only.
 func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 	if size < 0 {
@@ -125,6 +136,16 @@ func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 	case isKdump(m):
 		d.format = FormatKdump
 		if err := d.openKdump(); err != nil {
+			return nil, err
+		}
+	case isLiME(m):
+		d.format = FormatLiME
+		if err := d.openLiME(); err != nil {
+			return nil, err
+		}
+	case isAVML(m):
+		d.format = FormatAVML
+		if err := d.openAVML(); err != nil {
 			return nil, err
 		}
 	case isFlat(m):
@@ -264,6 +285,9 @@ func (d *Dump) Kdump() *KdumpHeader {
 // "lzo", "snappy", "zstd"), sorted. For kdump it is the union of what the
 // header declares and what the descriptors read so far used.
 func (d *Dump) Compression() []string {
+	if d.img != nil {
+		return []string{d.img.compression}
+	}
 	if d.kd == nil {
 		return []string{"none"}
 	}

@@ -75,6 +75,9 @@ type Options struct {
 	TypeSource  kdwarf.TypeSource
 	IndexDir    string // kdwarf index cache directory; default when empty
 	SkipVmlinux bool   // open the dump only (info without debuginfo)
+	// Raw, when set, opens the dump as a headerless physical memory image
+	// laid out so (LiME raw or padded, a raw image at a base address).
+	Raw *elfcore.RawLayout
 	// Types, when set, is an open vmlinux to use instead of opening one:
 	// two dumps of one kernel share its decoded types. It must stay open
 	// until the Kernel is closed, which leaves it open. Its build-id is
@@ -111,7 +114,10 @@ type Layout struct {
 	VmemmapBase uint64
 	VmallocBase uint64
 	Levels      int    // page-table levels (4 or 5)
-	LocatedBy   string // "vmcoreinfo" or "cpu-state"
+	LocatedBy   string // "vmcoreinfo", "cpu-state" or "memory scan"
+	// Located says where the locator found the kernel, where it says more
+	// than its name ("banner at PA …, init_top_pgt at PA …" for the memory scan).
+	Located string
 }
 
 // Dump is the dump file the kernel was read from.
@@ -172,7 +178,13 @@ func (k *Kernel) Close() error {
 // Open opens a dump and, unless opts.SkipVmlinux, its vmlinux, and locates
 // the kernel in it.
 func Open(dumpPath string, opts Options) (*Kernel, error) {
-	d, err := elfcore.Open(dumpPath)
+	var d *elfcore.Dump
+	var err error
+	if opts.Raw != nil {
+		d, err = elfcore.OpenRaw(dumpPath, *opts.Raw)
+	} else {
+		d, err = elfcore.Open(dumpPath)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +214,14 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	if k.release == "" && d.Kdump() != nil {
 		k.release = d.Kdump().Release
 	}
-	if d.Arch() != "x86_64" {
+	if d.IsMemoryImage() {
+		// A memory image names neither its machine nor its kernel: x86_64 is
+		// assumed (the memory scan's page-table walk proves it), and the
+		// release, for finding the vmlinux, is read from the banner.
+		if k.release == "" && opts.Vmlinux == "" && opts.Types == nil {
+			k.release = imageRelease(d)
+		}
+	} else if d.Arch() != "x86_64" {
 		return nil, &UnsupportedArchError{Dump: dumpPath, Arch: d.Arch(), Target: d.Target()}
 	}
 	if opts.SkipVmlinux {

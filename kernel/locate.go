@@ -16,10 +16,16 @@ const (
 )
 
 // locate finds the kernel in physical memory: KASLR offset, phys_base, the
-// page-table root and the direct-map, vmalloc and vmemmap bases.
+// page-table root and the direct-map, vmalloc and vmemmap bases. Three
+// locators, by what the dump holds: VMCOREINFO, else QEMU's CPU state, else
+// memory alone (the memory scan of locate_memory.go).
 func (k *Kernel) locate() error {
 	if k.info != nil && k.info.HasKernelOffset {
 		return k.locateByVMCOREINFO()
+	}
+	if len(k.dump.QEMUCPUStates()) == 0 {
+		// Nothing but memory (memory images): locate_memory.go.
+		return k.locateByMemoryScan()
 	}
 	return k.locateByCPUState()
 }

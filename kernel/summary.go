@@ -34,6 +34,7 @@ type Summary struct {
 	VmemmapBase *Hex     `json:"vmemmap_base,omitempty"`
 	PagingLevel int      `json:"paging_levels,omitempty"`
 	LocatedBy   string   `json:"located_by,omitempty"`
+	Located     string   `json:"located,omitempty"`
 	Vmlinux     string   `json:"vmlinux,omitempty"`
 	Warnings    []string `json:"warnings,omitempty"`
 }
@@ -74,6 +75,9 @@ func (k *Kernel) Summary() *Summary {
 		Arch: d.Arch(), Release: k.release, PageSize: d.PageSize(),
 		PagesPresent: present, PagesExcluded: excluded, PagesZero: zero, VMCOREINFO: k.info != nil,
 	}
+	if in.Arch == "" && d.IsMemoryImage() && k.tr != nil {
+		in.Arch = "x86_64" // a memory image names none: the memory scan's page-table walk proved it
+	}
 	for _, r := range d.PhysRanges() {
 		in.PhysRanges = append(in.PhysRanges, PhysRange{Hex(r.Start), Hex(r.End)})
 	}
@@ -103,7 +107,7 @@ func (k *Kernel) Summary() *Summary {
 		l := k.lay
 		in.KASLROffset, in.PhysBase = hexPtr(l.KASLROffset), hexPtr(l.PhysBase)
 		in.PageOffset, in.VmallocBase, in.VmemmapBase = hexPtr(l.PageOffset), hexPtr(l.VmallocBase), hexPtr(l.VmemmapBase)
-		in.PagingLevel, in.LocatedBy, in.Vmlinux = l.Levels, l.LocatedBy, k.types.Path()
+		in.PagingLevel, in.LocatedBy, in.Located, in.Vmlinux = l.Levels, l.LocatedBy, l.Located, k.types.Path()
 		if log, err := k.Log(); err == nil {
 			in.Panic = PanicMessage(log)
 		} else {

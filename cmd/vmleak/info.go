@@ -99,6 +99,9 @@ func writeInfo(w io.Writer, in *kernel.Summary) {
 	if in.PagingLevel != 0 {
 		row("paging", "%d-level (kernel located by %s)", in.PagingLevel, in.LocatedBy)
 	}
+	if in.Located != "" {
+		row("located", "%s: %s", in.LocatedBy, in.Located)
+	}
 	if in.Vmlinux != "" {
 		row("vmlinux", "%s", in.Vmlinux)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,8 @@ type globalOptions struct {
 	force     bool
 	zeroFill  bool
 	json      bool
+	rawBase   string // headerless memory images (rawLayout)
+	rawRanges string
 	types     string
 	maxMemory string
 	// stopLimit ends the memory watch started before the command ran.
@@ -74,6 +77,8 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 		g.stopLimit = memoryLimit(limit, args, c.ErrOrStderr())
 		return nil
 	}
+	pf.StringVar(&g.rawBase, "raw-base", "", "read the dump as a raw physical memory image starting at this physical address (LiME padded: 0)")
+	pf.StringVar(&g.rawRanges, "raw-ranges", "", "read the dump as a LiME raw image of these physical ranges: START-END,... (hex, END inclusive, as /proc/iomem prints them) or a saved /proc/iomem, whose top-level \"System RAM\" ranges are used")
 	root.AddCommand(newInfoCmd(g), newAllocinfoCmd(g), newOwnersCmd(g), newLeaksCmd(g), newSlabsCmd(g), newSlabinfoCmd(g), newWhatisCmd(g), newObjectsCmd(g), newMeminfoCmd(g), newDmesgCmd(g), newModulesCmd(g), newSummaryCmd(g), newDiffCmd(g), newCheckCmd(g), newReportCmd(g))
 	return root, done
 }
@@ -99,7 +104,12 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 	default:
 		return nil, &usageError{msg: fmt.Sprintf("--types must be auto, btf or dwarf, not %q", g.types)}
 	}
+	raw, err := g.rawLayout()
+	if err != nil {
+		return nil, err
+	}
 	k, err := kernel.Open(dump, kernel.Options{
+		Raw:         raw,
 		Vmlinux:     g.vmlinux,
 		DebugDirs:   g.debugDirs,
 		Force:       g.force,
@@ -112,6 +122,36 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 		return nil, classify(err)
 	}
 	return k, nil
+}
+
+// rawLayout is the layout --raw-base or --raw-ranges give a headerless image;
+// nil when neither is set. LiME's raw format has no headers, so its ranges
+// must come from the machine it was taken on: its /proc/iomem (as root).
+func (g *globalOptions) rawLayout() (*elfcore.RawLayout, error) {
+	switch {
+	case g.rawBase != "" && g.rawRanges != "":
+		return nil, &usageError{msg: "--raw-base and --raw-ranges exclude each other: an image holds either one range from a base or the listed ranges"}
+	case g.rawBase != "":
+		b, err := strconv.ParseUint(g.rawBase, 0, 64)
+		if err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("--raw-base %q: want a physical address (0x-prefixed hex or decimal)", g.rawBase)}
+		}
+		return &elfcore.RawLayout{Base: b}, nil
+	case g.rawRanges != "":
+		var rs []elfcore.Range
+		var err error
+		if f, oerr := os.Open(g.rawRanges); oerr == nil {
+			rs, err = elfcore.ParseIomem(f)
+			f.Close()
+		} else {
+			rs, err = elfcore.ParseRanges(g.rawRanges)
+		}
+		if err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("--raw-ranges %q: %v", g.rawRanges, err)}
+		}
+		return &elfcore.RawLayout{Ranges: rs}, nil
+	}
+	return nil, nil
 }
 
 // classify wraps an error from the library in the type that picks its exit code.

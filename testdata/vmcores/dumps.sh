@@ -14,8 +14,14 @@
 #           also loads the rootkit-like module rootkit/vmleak_rootkit.c (its
 #           compile-time defaults are its parameters; machine's suite only)
 #           and records its ground truth and crash's view (rootkit_oracle.py).
+#           A part "+lime" (the qemu extra "lime" too) loads the test module
+#           from vmleak.mods with its compile-time defaults, which must equal
+#           the main part, then the two LiME copies of lime/modules, which
+#           write the guest's memory to the extra disks (see lime/cut.py);
+#           the dump step follows.
 # steps:    see guest/init; growslabs:N allocates N whole slabs of test objects.
 # fwcfg:    1 loads qemu_fw_cfg and adds -device vmcoreinfo (VMCOREINFO in QEMU dumps).
+# qemu-extra: numa, la57, lime (two raw virtio disks for LiME's images) or "-".
 # "-" means empty.
 SCENARIOS='
 bookworm-kdump   bookworm kdump 1024 2 1000:300:1000:50:3000 2000 kdump                       elf            1 - crashkernel=256M
@@ -32,6 +38,7 @@ sid-slubdbg      sid      qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 d
 bullseye-kdump   bullseye kdump 768  2 1000:300:1000:50:3000 2000 kdump                       elf            1 - crashkernel=256M
 bullseye-qemu    bullseye qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - -
 bookworm-rootkit bookworm qemu  512  2 1000:300:1000:50:3000+200:120:1000+rootkit 2000 dump   elf,kdump-zlib 1 - slub_debug=U
+bookworm-lime    bookworm qemu  512  2 1000:300:1000:50:3000+lime -    dump                        elf,kdump-zlib 1 lime -
 '
 
 all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
@@ -53,6 +60,8 @@ recipe_hash() {
 		[[ $(scenario "$1" | awk '{print $6}') == - ]] || module_key
 		# And only dumps that load the rootkit-like module with its source.
 		[[ $(scenario "$1" | awk '{print $6}') != *+rootkit ]] || rootkit_key
+		# And only dumps that take LiME images with LiME's build and the cut.
+		[[ $(scenario "$1" | awk '{print $6}') != *+lime ]] || lime_key
 	} | sha256sum | cut -c1-16
 }
 
@@ -61,6 +70,15 @@ module_key() { cat "$HERE"/module/* | sha256sum | cut -c1-12; }
 
 # rootkit_key: the same for the rootkit-like module (rootkit/).
 rootkit_key() { cat "$HERE"/rootkit/* | sha256sum | cut -c1-12; }
+
+# lime_key: the same for the LiME modules: lime/ (the pinned package, the
+# copies, the host-side cut) and the function that builds them.
+lime_key() {
+	{
+		cat "$HERE"/lime/*
+		sed -n '/^build_lime_modules()/,/^}/p' "$HERE/dumps.sh"
+	} | sha256sum | cut -c1-12
+}
 
 # mirror_uri: the Debian mirror the machine's apt uses.
 mirror_uri() {
@@ -192,6 +210,64 @@ build_rootkit_module() {
 	echo "$out"
 }
 
+# build_lime_modules suite release -> directory holding one LiME module per
+# line of lime/modules (cached per release and key). LiME comes from Debian's
+# lime-forensics-dkms source (GPL, used unmodified but for the defaults of
+# three module parameters, set with sed: guest/init passes no parameters),
+# built with plain kbuild against the headers, like the rootkit module.
+build_lime_modules() {
+	local suite=$1 rel=$2 out
+	out=$FIX/kernels/$rel/lime-modules-$(lime_key)
+	local names
+	names=$(awk '!/^#/ && NF == 3 && $1 != "package" {print $1}' "$HERE/lime/modules")
+	local n ok=1
+	for n in $names; do [[ -f $out/$n.ko ]] || ok=0; done
+	if ((ok)); then
+		echo "$out"
+		return
+	fi
+	[[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]] ||
+		die "LiME is built for the machine's own suite only, not $suite"
+	if [[ ! -d /usr/src/linux-headers-$rel ]]; then
+		log "apt-get install linux-headers-$rel"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$rel" >/dev/null ||
+			die "cannot install linux-headers-$rel"
+	fi
+	local pkg ver deb
+	read -r _ pkg ver < <(awk '$1 == "package"' "$HERE/lime/modules")
+	deb=$FIX/debs/${pkg}_${ver}_all.deb
+	if [[ ! -f $deb ]]; then
+		mkdir -p "$FIX/debs"
+		log "apt-get download $pkg=$ver"
+		(cd "$FIX/debs" && apt-get download -q "$pkg=$ver" >/dev/null 2>&1) || die "cannot download $pkg=$ver"
+	fi
+	local b src path format
+	b=$(mktemp -d)
+	dpkg-deb -x "$deb" "$b/x" || die "cannot unpack $deb"
+	src=$(echo "$b"/x/usr/src/lime-forensics-*)
+	[[ -f $src/main.c ]] || die "$deb has no LiME source"
+	mkdir -p "$out.tmp"
+	while read -r n path format; do
+		mkdir -p "$b/$n"
+		cp "$src"/*.c "$src"/*.h "$b/$n/"
+		# The defaults of path, format and timeout; each sed must hit exactly one line.
+		sed -i -e "s|^char \* path = 0;|char * path = \"$path\";|" \
+			-e "s|^static char \* format = 0;|static char * format = \"$format\";|" \
+			-e "s|^long timeout = 1000;|long timeout = 0;|" "$b/$n/main.c"
+		[[ $(grep -c -e "^char \* path = \"$path\";" -e "^static char \* format = \"$format\";" -e '^long timeout = 0;' "$b/$n/main.c") == 3 ]] ||
+			die "LiME $ver: main.c no longer has the parameter defaults lime/modules sets"
+		printf 'obj-m := %s.o\n%s-y := tcp.o disk.o main.o hash.o deflate.o\n' "$n" "$n" >"$b/$n/Kbuild"
+		make -s -C "/usr/src/linux-headers-$rel" M="$b/$n" modules >"$b/$n/build.log" 2>&1 || {
+			cat "$b/$n/build.log" >&2
+			die "LiME build ($n) failed for $rel"
+		}
+		cp "$b/$n/$n.ko" "$out.tmp/"
+	done < <(awk '!/^#/ && NF == 3 && $1 != "package"' "$HERE/lime/modules")
+	rm -rf "$out" && mv "$out.tmp" "$out"
+	rm -rf "$b"
+	echo "$out"
+}
+
 # copy_bin root binary: a dynamically linked binary and its libraries into an initramfs tree.
 copy_bin() {
 	local root=$1 bin=$2 lib
@@ -204,13 +280,14 @@ copy_bin() {
 }
 
 # build_initrd suite release with_test -> path of the gzip'd initramfs
-# with_test: 0 (no test modules), 1 (vmleak_test and vmleak_peer) or rootkit
-# (those and vmleak_rootkit).
+# with_test: 0 (no test modules), 1 (vmleak_test and vmleak_peer), rootkit
+# (those and vmleak_rootkit) or lime (those and the LiME modules).
 build_initrd() {
 	local suite=$1 rel=$2 with_test=$3 kdir=$FIX/kernels/$2 key out
 	key=$( (cat "$HERE/guest/init" "$HERE/lab.py" && echo "$with_test $RECIPE_VERSION" && case $with_test in
 		1) module_key ;;
 		rootkit) module_key && rootkit_key ;;
+		lime) module_key && lime_key ;;
 		esac) |
 		sha256sum | cut -c1-12)
 	out=$kdir/initrd-$key.gz
@@ -241,6 +318,11 @@ build_initrd() {
 		rk=$(build_rootkit_module "$suite" "$rel") || exit 1
 		cp "$rk/vmleak_rootkit.ko" "$root/modules/" || exit 1
 	fi
+	if [[ $with_test == lime ]]; then
+		local lm
+		lm=$(build_lime_modules "$suite" "$rel") || exit 1
+		cp "$lm"/*.ko "$root/modules/" || exit 1
+	fi
 	copy_bin "$root" "$(command -v makedumpfile)"
 	copy_bin "$root" "$(command -v kexec)"
 	# The capture kernel boots this same tree; the first kernel gets it again under /boot.
@@ -254,8 +336,8 @@ build_initrd() {
 }
 
 # qemu_args scenario-fields... -> the machine part of the QEMU command line
-machine_args() { # mem smp fwcfg extra
-	local mem=$1 smp=$2 fwcfg=$3 extra=$4
+machine_args() { # mem smp fwcfg extra workdir
+	local mem=$1 smp=$2 fwcfg=$3 extra=$4 w=${5:-}
 	local a=(-accel tcg -m "$mem" -smp "$smp" -display none -monitor none -no-reboot -nodefaults)
 	case $extra in
 	numa)
@@ -264,6 +346,13 @@ machine_args() { # mem smp fwcfg extra
 			-numa "node,nodeid=0,cpus=0-$((smp / 2 - 1)),memdev=m0" -numa "node,nodeid=1,cpus=$((smp / 2))-$((smp - 1)),memdev=m1")
 		;;
 	la57) a+=(-cpu qemu64,+la57) ;;
+	lime)
+		# LiME's disks, in lime/modules order (vda, vdb: a qemu guest has no
+		# other disk), each larger than all RAM plus LiME's headers.
+		[[ -n $w ]] || die "qemu extra lime needs the work directory"
+		truncate -s $(((mem + 64) * 1024 * 1024)) "$w/lime.disk" "$w/raw.disk"
+		a+=(-drive "file=$w/lime.disk,format=raw,if=virtio" -drive "file=$w/raw.disk,format=raw,if=virtio")
+		;;
 	-) ;;
 	*) die "unknown qemu extra $extra" ;;
 	esac
@@ -309,11 +398,20 @@ build_dump() { # name
 	log "$name: building ($suite $rel, $producer)"
 	local t0=$SECONDS with_test=0
 	# test is main[+peer[+rootkit]], split by position.
-	local tmain tpeer trk
-	IFS=+ read -r tmain tpeer trk <<<"$test"
-	[[ -z $trk || $trk == rootkit ]] || die "$name: unknown third test part $trk"
+	# A part after main that names no numbers is a marker (rootkit, lime).
+	local tmain="" tpeer="" trk="" parts p
+	IFS=+ read -r -a parts <<<"$test"
+	tmain=${parts[0]}
+	for p in "${parts[@]:1}"; do
+		case $p in
+		rootkit | lime) [[ -z $trk ]] || die "$name: two markers in $test" && trk=$p ;;
+		*:*) [[ -z $tpeer && -z $trk ]] || die "$name: peer part after a marker in $test" && tpeer=$p ;;
+		*) die "$name: unknown test part $p" ;;
+		esac
+	done
+	[[ $trk != lime || $extra == lime ]] || die "$name: +lime needs the qemu extra lime"
 	[[ $test != - ]] && with_test=1
-	[[ $trk == rootkit ]] && with_test=rootkit
+	[[ -n $trk ]] && with_test=$trk
 	rm -rf "$out" && mkdir -p "$out/oracle" "$out/work"
 	local initrd
 	initrd=$(build_initrd "$suite" "$rel" "$with_test") || exit 1
@@ -324,14 +422,19 @@ build_dump() { # name
 	[[ $fwcfg == 1 ]] && mods="$mods,qemu_fw_cfg"
 	# guest/init loads vmleak.mods in order before the test modules.
 	[[ $trk == rootkit ]] && mods="$mods,vmleak_rootkit"
+	# The test module before LiME, so that it is in the images: loaded from
+	# vmleak.mods with its defaults (checked below), and not by vmleak.test.
+	[[ $trk == lime ]] && mods="$mods,vmleak_test,$(awk '!/^#/ && NF == 3 && $1 != "package" {print $1}' "$HERE/lime/modules" | paste -sd,)"
 	local cmdline="console=ttyS0 panic=-1 loglevel=1 vmleak.mods=$mods vmleak.steps=$steps"
-	[[ $test != - ]] && cmdline+=" vmleak.test=$tmain"
+	[[ $test != - && $trk != lime ]] && cmdline+=" vmleak.test=$tmain"
 	[[ -n $tpeer ]] && cmdline+=" vmleak.peer=$tpeer"
 	[[ $files != - ]] && cmdline+=" vmleak.files=$files"
 	[[ $cmdx != - ]] && cmdline+=" $cmdx"
 	local w=$out/work
 	local args
-	read -r -a args <<<"$(machine_args "$mem" "$smp" "$fwcfg" "$extra")"
+	local margs
+	margs=$(machine_args "$mem" "$smp" "$fwcfg" "$extra" "$w") || exit 1
+	read -r -a args <<<"$margs"
 	mkfifo "$w/ctl.in" "$w/ctl.out"
 	args+=(-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$cmdline"
 		-serial "file:$w/serial.log" -serial "pipe:$w/ctl" -qmp "unix:$w/qmp.sock,server=on,wait=off")
@@ -393,6 +496,21 @@ build_dump() { # name
 	python3 "$HERE/lab.py" split "$w/serial.log" "$out/oracle"
 	if grep -q '@@VMLEAK ERROR' "$w/serial.log"; then
 		die "$name: $(grep -m1 '@@VMLEAK ERROR' "$w/serial.log")"
+	fi
+	if [[ $trk == lime ]]; then
+		# The module's defaults are the parameters the manifest states.
+		local want got
+		want=$(IFS=: read -r a b c d e <<<"$tmain" && printf 'nobj %s\nleak %s\nleak_size %s\nbss %s\nbss_size %s\n' "$a" "$b" "$c" "$d" "$e")
+		got=$(grep -v '^allocated ' "$out/oracle/pre1.test-module" | tr -d '\r')
+		[[ $got == "$want" ]] || die "$name: vmleak_test loaded with $(echo $got), not $tmain"
+		# LiME writes no length anywhere: the lime image ends after its last
+		# range, and the raw one holds the same ranges (one iomem, read twice).
+		local ranges
+		ranges=$(python3 "$HERE/lime/cut.py" lime "$w/lime.disk" "$out/lime.img") || die "$name: no LiME image on the lime disk"
+		python3 "$HERE/lime/cut.py" raw "$w/raw.disk" "$out/raw.img" "$ranges" || die "$name: no raw image on the raw disk"
+		local pl='"producer":"LiME 1.9.1 (lime-forensics-dkms) to a virtio disk","index":1,"oracle":"pre1","compression":"none"'
+		dumps_json+=("{\"file\":\"lime.img\",$pl,\"format\":\"lime\"}"
+			"{\"file\":\"raw.img\",$pl,\"format\":\"raw\",\"ranges\":$ranges}")
 	fi
 	if [[ $producer == kdump ]]; then
 		local elf_size lzo_size zlib_size
