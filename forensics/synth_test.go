@@ -9,6 +9,7 @@ import (
 	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/synth"
 	"github.com/vmleak/vmleak/kernel"
+	"github.com/vmleak/vmleak/modules"
 )
 
 // world is a synthetic kernel with the tables the checks read: functions
@@ -243,5 +244,41 @@ func TestReportGolden(t *testing.T) {
 	goldenfile.Check(t, filepath.Join("testdata", "synthetic-report.json"), append(b, '\n'))
 	if h, _ := rep.Highest(); h != High {
 		t.Errorf("highest severity %v, want high", h)
+	}
+}
+
+// Taint flags become findings rated by what they say about loading: a
+// forced load is medium, unsigned and out-of-tree modules low, the crash's
+// own flags info; a hidden module's bits name it, marked hidden.
+func TestTaintFindings(t *testing.T) {
+	tt := modules.Taint{Mask: 1<<0 | 1<<1 | 1<<9 | 1<<12 | 1<<13, String: "Tainted: PF  W   OE",
+		Flags: []modules.TaintFlag{
+			{Bit: 0, Char: "P", Name: "PROPRIETARY_MODULE", Modules: []string{"nvidia"}},
+			{Bit: 1, Char: "F", Name: "FORCED_MODULE"},
+			{Bit: 9, Char: "W", Name: "WARN"},
+			{Bit: 12, Char: "O", Name: "OOT_MODULE", Modules: []string{"vmleak_test"}},
+			{Bit: 13, Char: "E", Name: "UNSIGNED_MODULE", Modules: []string{"vmleak_test"}},
+			{Bit: 20, Char: "", Name: ""},
+		}}
+	fs := taintFindings(tt, map[string]uint64{"rk": 1<<1 | 1<<12 | 1<<13})
+	want := []struct {
+		sev     Severity
+		summary string
+		module  string
+	}{
+		{Low, "kernel tainted P (PROPRIETARY_MODULE) by nvidia", "nvidia"},
+		{Medium, "kernel tainted F (FORCED_MODULE) by rk (hidden)", "rk"},
+		{Info, "kernel tainted W (WARN)", ""},
+		{Low, "kernel tainted O (OOT_MODULE) by vmleak_test, rk (hidden)", ""},
+		{Low, "kernel tainted E (UNSIGNED_MODULE) by vmleak_test, rk (hidden)", ""},
+		{Info, "kernel tainted  (bit 20)", ""},
+	}
+	if len(fs) != len(want) {
+		t.Fatalf("%d findings: %+v", len(fs), fs)
+	}
+	for i, w := range want {
+		if fs[i].Severity != w.sev || fs[i].Summary != w.summary || fs[i].Module != w.module {
+			t.Errorf("flag %d: %s %q module %q; want %s %q %q", i, fs[i].Severity, fs[i].Summary, fs[i].Module, w.sev, w.summary, w.module)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package forensics
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/vmleak/vmleak/modules"
@@ -41,10 +42,29 @@ func checkTaint(c *Context) ([]Finding, CheckResult) {
 		}
 		hiddenTaints[h.Name] = v
 	}
+	fs := taintFindings(t, hiddenTaints)
+	res := CheckResult{Checked: len(rep.Modules) + len(c.Hidden), Note: strings.TrimSpace(t.String)}
+	if rep.Partial {
+		res.Status = StatusPartial
+		res.Note += "; " + strings.Join(rep.Warnings, "; ")
+	}
+	return fs, res
+}
+
+// taintFindings turns the kernel's taint into one finding per flag, naming
+// the modules that carry it, hidden ones (hiddenTaints: name -> mod->taints)
+// marked as such.
+func taintFindings(t modules.Taint, hiddenTaints map[string]uint64) []Finding {
 	var fs []Finding
+	names := make([]string, 0, len(hiddenTaints))
+	for n := range hiddenTaints {
+		names = append(names, n)
+	}
+	sort.Strings(names)
 	for _, fl := range t.Flags {
 		mods := append([]string(nil), fl.Modules...)
-		for name, mask := range hiddenTaints {
+		for _, name := range names {
+			mask := hiddenTaints[name]
 			if fl.Bit < 64 && mask&(1<<uint(fl.Bit)) != 0 {
 				mods = append(mods, name+" (hidden)")
 			}
@@ -71,10 +91,5 @@ func checkTaint(c *Context) ([]Finding, CheckResult) {
 		}
 		fs = append(fs, f)
 	}
-	res := CheckResult{Checked: len(rep.Modules) + len(c.Hidden), Note: strings.TrimSpace(t.String)}
-	if rep.Partial {
-		res.Status = StatusPartial
-		res.Note += "; " + strings.Join(rep.Warnings, "; ")
-	}
-	return fs, res
+	return fs
 }

@@ -38,7 +38,7 @@ sid-slubdbg      sid      qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 d
 bullseye-kdump   bullseye kdump 768  2 1000:300:1000:50:3000 2000 kdump                       elf            1 - crashkernel=256M
 bullseye-qemu    bullseye qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - -
 bookworm-rootkit bookworm qemu  512  2 1000:300:1000:50:3000+200:120:1000+rootkit 2000 dump   elf,kdump-zlib 1 - slub_debug=U
-bookworm-lime    bookworm qemu  512  2 1000:300:1000:50:3000+lime -    dump                        elf,kdump-zlib 1 lime -
+bookworm-lime    bookworm qemu  256  2 1000:300:1000:50:3000+lime -    dump                        elf,kdump-zlib 1 lime -
 '
 
 all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
