@@ -548,7 +548,9 @@ def whatis_verify(kind, addr, facts, outs):
         need(row["page"] == facts["page"], f"PAGE {row['page']}, want {facts['page']}")
         need(hex(row["phys"] >> 12) == facts["pfn"], "PAGE row has another pfn")
         if kind == "direct-free":
-            need("FREE_AREA_STRUCT" in k and re.search(r"^" + facts["page"] + r"\s*$", k, re.M),
+            # The head of a block of 2^order pages is listed with the
+            # address's place in it: "PAGE  (ADDR is 1st of 2 pages)".
+            need("FREE_AREA_STRUCT" in k and re.search(r"^" + facts["page"] + r"(\s+\(\S+ is \S+ of \d+ pages\))?\s*$", k, re.M),
                  "not reported in a free area")
             facts["order"] = first(r"^\s*(\d+)\s+\d+k\s+" + HEX + r"\s*$", k, "free area").group(1)
         else:
