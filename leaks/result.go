@@ -45,8 +45,9 @@ type Result struct {
 	ScannedBytes uint64 `json:"scanned_bytes"`
 	// UnreadablePages could not be read (missing from the dump): root
 	// pages, and pages of referenced objects whose own references are then
-	// unknown; reserved pages are counted in Roots only (firmware areas
-	// and holes are reserved and never dumped). Either makes the result Partial, as do slabs that could not
+	// unknown; reserved pages absent from the dump are counted in Roots
+	// only (firmware areas and holes are reserved and never dumped), those
+	// the dump holds but that cannot be read (corrupt) here too. Either makes the result Partial, as do slabs that could not
 	// be read or told apart and roots that could not be found (Warnings).
 	UnreadablePages int64        `json:"unreadable_pages"`
 	Partial         bool         `json:"partial"`
@@ -164,7 +165,7 @@ func (s *scanner) fill(r *Result, roots []Region) {
 		r.Roots[i].UnreadablePages = s.st.rootMissingBy[r.Roots[i].Kind]
 	}
 	r.ScannedBytes = s.st.rootBytes.Load() + s.st.objectBytes.Load()
-	r.UnreadablePages = s.st.rootMissing.Load() + int64(len(s.st.missing)) - s.st.rootMissingBy[KindReserved]
+	r.UnreadablePages = s.st.rootMissing.Load() + int64(len(s.st.missing)) - s.st.rootMissingBy[KindReserved] + s.st.reservedCorrupt.Load()
 }
 
 // leaks lists the allocated objects no root reached, in address order.

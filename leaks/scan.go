@@ -2,6 +2,7 @@ package leaks
 
 import (
 	"encoding/binary"
+	"github.com/vmleak/vmleak/kernel"
 	"sync"
 	"sync/atomic"
 )
@@ -29,7 +30,11 @@ const pageSize = 4096
 type stats struct {
 	rootBytes, objectBytes atomic.Uint64
 	rootMissing            atomic.Int64 // root pages that could not be read
-	objects                atomic.Int64 // objects scanned
+	// reservedCorrupt are reserved root pages the dump holds but that
+	// could not be read (a corrupt compressed page): unlike reserved pages
+	// absent from the dump, they make the result partial.
+	reservedCorrupt atomic.Int64
+	objects         atomic.Int64 // objects scanned
 
 	mu            sync.Mutex
 	missing       map[uint64]struct{} // object pages that could not be read
@@ -123,6 +128,9 @@ func (w *worker) region(r Region) {
 		if err := w.s.mem.ReadVirt(b, va); err != nil {
 			st := &w.s.st
 			st.rootMissing.Add(1)
+			if r.Kind == KindReserved && !kernel.IsMissing(err) {
+				st.reservedCorrupt.Add(1)
+			}
 			st.mu.Lock()
 			if st.rootMissingBy == nil {
 				st.rootMissingBy = map[string]int64{}
