@@ -247,7 +247,9 @@ func buildKdump(s kdSpec) []byte {
 	}
 
 	descOff := (1 + subBlocks + 2*halfBlocks) * bs
-	dataOff := descOff + 24*len(pfns)
+	// Page data (the zero page first) follows room for the descriptors of
+	// every dumped pfn, also in a split file, which writes only its own.
+	dataOff := descOff + 24*len(dumped)
 	var data bytes.Buffer
 	zeroOff := -1
 	if len(s.zero) > 0 {
@@ -277,7 +279,7 @@ func buildKdump(s kdSpec) []byte {
 		data.Write(enc)
 	}
 
-	out := make([]byte, bs, descOff+len(descs)+data.Len())
+	out := make([]byte, bs, dataOff+data.Len())
 	copy(out, "KDUMP   ")
 	bo.PutUint32(out[8:], uint32(s.version))
 	if s.stamp == 0 {
@@ -336,6 +338,7 @@ func buildKdump(s kdSpec) []byte {
 	out = append(out, bm1...)
 	out = append(out, bm2...)
 	out = append(out, descs...)
+	out = append(out, make([]byte, dataOff-len(out))...)
 	out = append(out, data.Bytes()...)
 	return out
 }

@@ -351,8 +351,11 @@ func (d *Dump) openKdump() error {
 	k.rankBase = k.rank(k.startPFN)
 	k.nDumped = k.rank(k.endPFN) - k.rankBase
 	k.descOff = bm1Off + int64(2*half)
-	// nDumped <= maxPFN <= 8*file size, so this cannot overflow.
-	k.zeroOff = k.descOff + int64(k.nDumped*pageDescSize)
+	// makedumpfile puts the shared zero page after room for the
+	// descriptors of every dumped pfn of the whole dump: in a file of a
+	// split dump, past its own descriptors, where the unsplit file has it.
+	// rank(maxPFN) <= maxPFN <= 8*file size, so this cannot overflow.
+	k.zeroOff = k.descOff + int64(k.rank(k.maxPFN)*pageDescSize)
 	k.cache = newPageCache(DefaultCachePages)
 	k.bufPool.New = func() any { b := make([]byte, k.bs); return &b }
 
