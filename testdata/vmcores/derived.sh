@@ -112,7 +112,10 @@ for f in sorted(os.listdir(tmp)):
     else:
         continue
     files.append(e)
+srcman = json.load(open(os.path.join(os.path.dirname(tmp), "..", "dumps", name, "manifest.json")))
+srcsha = [d["sha256"] for d in srcman["dumps"] if d["file"] == src]
 man = {"name": name, "source": f"dumps/{name}/{src}", "reference": f"dumps/{name}/{ref}", "key": key,
+       "source_recipe": srcman["recipe"], "source_sha256": srcsha[0] if srcsha else "",
        "makedumpfile": ver, "build_seconds": int(secs), "files": files}
 with open(os.path.join(tmp, "manifest.json"), "w") as f:
     json.dump(man, f, indent=2, sort_keys=True)
