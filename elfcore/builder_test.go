@@ -150,6 +150,10 @@ type kdSpec struct {
 	vmcoreinfo []byte
 	split      bool
 	start, end uint64
+	// stamp is the header timestamp's seconds (0: 1700000000); nodename
+	// the utsname nodename ("": testhost).
+	stamp    int64
+	nodename string
 	// The target's struct layouts: bits 32 writes the 32-bit
 	// disk_dump_header (timeval of two 4-byte longs at 404, block_size at
 	// 416) and kdump_sub_header (4-byte unsigned longs; pack aligns its
@@ -243,7 +247,9 @@ func buildKdump(s kdSpec) []byte {
 	}
 
 	descOff := (1 + subBlocks + 2*halfBlocks) * bs
-	dataOff := descOff + 24*len(pfns)
+	// Page data (the zero page first) follows room for the descriptors of
+	// every dumped pfn, also in a split file, which writes only its own.
+	dataOff := descOff + 24*len(dumped)
 	var data bytes.Buffer
 	zeroOff := -1
 	if len(s.zero) > 0 {
@@ -273,10 +279,16 @@ func buildKdump(s kdSpec) []byte {
 		data.Write(enc)
 	}
 
-	out := make([]byte, bs, descOff+len(descs)+data.Len())
+	out := make([]byte, bs, dataOff+data.Len())
 	copy(out, "KDUMP   ")
 	bo.PutUint32(out[8:], uint32(s.version))
-	uts := []string{"Linux", "testhost", "6.8.0-test", "#1 SMP", s.machine, "(none)"}
+	if s.stamp == 0 {
+		s.stamp = 1700000000
+	}
+	if s.nodename == "" {
+		s.nodename = "testhost"
+	}
+	uts := []string{"Linux", s.nodename, "6.8.0-test", "#1 SMP", s.machine, "(none)"}
 	for i, u := range uts {
 		copy(out[12+65*i:], u)
 	}
@@ -284,10 +296,10 @@ func buildKdump(s kdSpec) []byte {
 	tv, fld := 408, 424
 	if s.bits == 32 {
 		tv, fld = 404, 412
-		bo.PutUint32(out[tv:], 1700000000)
+		bo.PutUint32(out[tv:], uint32(s.stamp))
 		bo.PutUint32(out[tv+4:], 123456)
 	} else {
-		bo.PutUint64(out[tv:], 1700000000)
+		bo.PutUint64(out[tv:], uint64(s.stamp))
 		bo.PutUint64(out[tv+8:], 123456)
 	}
 	bo.PutUint32(out[fld:], s.status)
@@ -326,6 +338,7 @@ func buildKdump(s kdSpec) []byte {
 	out = append(out, bm1...)
 	out = append(out, bm2...)
 	out = append(out, descs...)
+	out = append(out, make([]byte, dataOff-len(out))...)
 	out = append(out, data.Bytes()...)
 	return out
 }

@@ -5,7 +5,10 @@
 // copied by cp or makedumpfile -E, QEMU dump-guest-memory), makedumpfile's
 // kdump-compressed format (header versions 1-6; zlib, lzo, snappy and zstd
 // pages; also written by QEMU) and makedumpfile's flattened stream (-F),
-// which is indexed and read in place rather than rearranged. kdump headers
+// which is indexed and read in place rather than rearranged. A dump that
+// makedumpfile --split wrote as several kdump files is read whole from its
+// parts (OpenSplit, which checks they make one dump); one part opened alone
+// lacks the others' pages (ReasonOtherPart; Dump.Split). kdump headers
 // are decoded in their target's layout (32- or 64-bit, either byte order;
 // Target). sadump, LKCD, Xen xc_core and ELF32 cores are recognized by
 // their magic numbers and refused with *UnsupportedFormatError. From them it

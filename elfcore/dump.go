@@ -90,6 +90,10 @@ type Dump struct {
 	elf *elfCore
 	kd  *kdump
 	img *memImage // memory images (lime.go): elf holds their ranges
+	// split: the dump is (part of) a makedumpfile --split dump; parts: the
+	// parts it was joined from (NewSplitDump), which then serve reads.
+	split *SplitInfo
+	parts []*Dump
 
 	zeroFill   atomic.Bool
 	zeroFilled atomic.Uint64
@@ -224,6 +228,13 @@ func otherFormat(r io.ReaderAt, m []byte) string {
 
 // Close closes the file opened by Open; for NewDump it only drops caches.
 func (d *Dump) Close() error {
+	if d.parts != nil {
+		var errs []error
+		for _, p := range d.parts {
+			errs = append(errs, p.Close())
+		}
+		return errors.Join(errs...)
+	}
 	if d.kd != nil {
 		d.kd.cache.reset()
 	}
@@ -272,8 +283,13 @@ func (d *Dump) Segments() []Segment {
 	return slices.Clone(d.elf.segs)
 }
 
-// Kdump returns the kdump-compressed header, or nil for ELF dumps.
+// Kdump returns the kdump-compressed header, or nil for ELF dumps. For a
+// split dump joined from its parts it is the first part's, with the split
+// range widened to the whole dump.
 func (d *Dump) Kdump() *KdumpHeader {
+	if d.parts != nil {
+		return d.splitHeader()
+	}
 	if d.kd == nil {
 		return nil
 	}
@@ -288,6 +304,9 @@ func (d *Dump) Compression() []string {
 	if d.img != nil {
 		return []string{d.img.compression}
 	}
+	if d.parts != nil {
+		return d.splitCompression()
+	}
 	if d.kd == nil {
 		return []string{"none"}
 	}
@@ -296,6 +315,9 @@ func (d *Dump) Compression() []string {
 
 // PhysRanges returns the present physical ranges, sorted and merged.
 func (d *Dump) PhysRanges() []Range {
+	if d.parts != nil {
+		return d.splitRanges()
+	}
 	if d.kd != nil {
 		return slices.Clone(d.kd.physRanges())
 	}
@@ -306,6 +328,9 @@ func (d *Dump) PhysRanges() []Range {
 // tool, and pages that point at kdump's shared zero page. The zero count
 // costs one pass over the page descriptors on first call.
 func (d *Dump) PageCounts() (present, excluded, zero uint64) {
+	if d.parts != nil {
+		return d.splitCounts()
+	}
 	if d.kd != nil {
 		return d.kd.pageCounts(d)
 	}
@@ -325,6 +350,9 @@ func (d *Dump) ZeroFilled() uint64 { return d.zeroFilled.Load() }
 // SetCacheSize sets how many decompressed pages the kdump page cache keeps
 // (minimum 1). It has no effect on ELF dumps, which are read directly.
 func (d *Dump) SetCacheSize(pages int) {
+	for _, p := range d.parts {
+		p.SetCacheSize(pages)
+	}
 	if d.kd != nil {
 		d.kd.cache.setCap(pages)
 	}
@@ -342,7 +370,9 @@ func (d *Dump) ReadPhys(p []byte, pa uint64) (int, error) {
 		}
 		var m int
 		var err error
-		if d.kd != nil {
+		if d.parts != nil {
+			m, err = d.splitRead(p[n:], a)
+		} else if d.kd != nil {
 			m, err = d.kd.read(d, p[n:], a)
 		} else {
 			m, err = d.elf.read(d, p[n:], a)

@@ -42,6 +42,9 @@ const (
 	// according to the dump (kdump bitmap 1 clear, or a gap between ELF
 	// segments).
 	ReasonHole
+	// ReasonOtherPart: the page is in another file of a split dump
+	// (makedumpfile --split), one that was not read with this one.
+	ReasonOtherPart
 )
 
 func (r MissingReason) String() string {
@@ -54,6 +57,8 @@ func (r MissingReason) String() string {
 		return "truncated"
 	case ReasonHole:
 		return "hole"
+	case ReasonOtherPart:
+		return "in another part of a split dump"
 	}
 	return fmt.Sprintf("MissingReason(%d)", int(r))
 }

@@ -351,12 +351,18 @@ func (d *Dump) openKdump() error {
 	k.rankBase = k.rank(k.startPFN)
 	k.nDumped = k.rank(k.endPFN) - k.rankBase
 	k.descOff = bm1Off + int64(2*half)
-	// nDumped <= maxPFN <= 8*file size, so this cannot overflow.
-	k.zeroOff = k.descOff + int64(k.nDumped*pageDescSize)
+	// makedumpfile puts the shared zero page after room for the
+	// descriptors of every dumped pfn of the whole dump: in a file of a
+	// split dump, past its own descriptors, where the unsplit file has it.
+	// rank(maxPFN) <= maxPFN <= 8*file size, so this cannot overflow.
+	k.zeroOff = k.descOff + int64(k.rank(k.maxPFN)*pageDescSize)
 	k.cache = newPageCache(DefaultCachePages)
 	k.bufPool.New = func() any { b := make([]byte, k.bs); return &b }
 
 	d.kd = k
+	if hd.Split != 0 {
+		d.split = loneSplit(d.name, k)
+	}
 	d.pageSize = k.bs
 	d.arch = hd.Machine
 	d.target = lay.target()
@@ -492,13 +498,21 @@ func (k *kdump) sampleDescriptors(d *Dump, n uint64) {
 	}
 }
 
-func (k *kdump) compressions() []string {
+func (k *kdump) compressions() []string { return encodingNames(k.encodings()) }
+
+// encodings is the seen* mask of what the header declares and the
+// descriptors read so far used.
+func (k *kdump) encodings() uint32 {
 	m := k.seen.Load()
 	for _, f := range []uint32{dumpDHCompressedZlib, dumpDHCompressedLZO, dumpDHCompressedSnappy, dumpDHCompressedZstd} {
 		if k.declared&f != 0 {
 			m |= seenBit(f)
 		}
 	}
+	return m
+}
+
+func encodingNames(m uint32) []string {
 	var out []string
 	for _, s := range seenNames {
 		if m&s.bit != 0 {
@@ -542,12 +556,28 @@ func (k *kdump) physRanges() []Range {
 func (k *kdump) pageCounts(d *Dump) (present, excluded, zero uint64) {
 	k.countOnce.Do(func() {
 		k.present = k.nDumped
-		for i := range k.bm1 {
-			k.excluded += uint64(bits.OnesCount64(k.bm1[i] &^ k.bm2[i]))
-		}
+		// Only this file's pfns: in a split dump the others are another
+		// part's to count.
+		k.excluded = k.excludedIn(k.startPFN, k.endPFN)
 		k.zero = k.countZero(d)
 	})
 	return k.present, k.excluded, k.zero
+}
+
+// excludedIn counts the pfns in [lo, hi) that are RAM but not dumped.
+func (k *kdump) excludedIn(lo, hi uint64) uint64 {
+	var n uint64
+	for pfn := lo; pfn < hi; {
+		w := k.bm1[pfn/64] &^ k.bm2[pfn/64]
+		if pfn%64 == 0 && pfn+64 <= hi {
+			n += uint64(bits.OnesCount64(w))
+			pfn += 64
+			continue
+		}
+		n += w >> (pfn % 64) & 1
+		pfn++
+	}
+	return n
 }
 
 // countZero scans the descriptor table for pages that point at the shared
@@ -587,7 +617,7 @@ func (k *kdump) read(d *Dump, p []byte, pa uint64) (int, error) {
 	}
 	if pfn < k.startPFN || pfn >= k.endPFN {
 		// Another file of a split dump holds it.
-		return 0, &MissingPageError{PA: pa, Reason: ReasonExcluded}
+		return 0, &MissingPageError{PA: pa, Reason: ReasonOtherPart}
 	}
 	if !bitSet(k.bm2, pfn) {
 		if bitSet(k.bm1, pfn) {

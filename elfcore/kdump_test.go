@@ -271,8 +271,8 @@ func TestKdumpSplit(t *testing.T) {
 				}
 			}
 			var mp *MissingPageError
-			if _, err := d.ReadPhys(make([]byte, 8), 1*4096); !errors.As(err, &mp) || mp.Reason != ReasonExcluded {
-				t.Errorf("pfn 1 (other file): have %v, want excluded", err)
+			if _, err := d.ReadPhys(make([]byte, 8), 1*4096); !errors.As(err, &mp) || mp.Reason != ReasonOtherPart {
+				t.Errorf("pfn 1 (other file): have %v, want in another part", err)
 			}
 			if p, _, _ := d.PageCounts(); p != 2 {
 				t.Errorf("present: have %d, want 2", p)

@@ -17,8 +17,8 @@ import (
 // Warnings); Clock may be nil where the timekeeper could not be read.
 type Input struct {
 	Info     *kernel.Summary // the dump's description (vmleak info)
-	Size     int64           // the dump file's size
-	SHA256   string          // "" when not computed
+	Size     int64           // the dump file's size (the parts' together for a split dump)
+	SHA256   string          // "" when not computed; of the parts one after the other for a split dump
 	Hostname string
 	BuildID  string
 	Clock    *kernel.Clock

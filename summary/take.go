@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/meminfo"
@@ -33,13 +35,17 @@ type Options struct {
 // the census's own inputs (owners' allocation tracks) and of the file.
 func Take(k *kernel.Kernel, w *walk.Walker, c *walk.Census, o Options) (*Summary, error) {
 	in := Input{Info: k.Summary(), Census: c, BuildID: k.BuildID()}
-	st, err := os.Stat(k.Path())
-	if err != nil {
-		return nil, err
+	files := dumpFiles(k)
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		in.Size += st.Size()
 	}
-	in.Size = st.Size()
+	var err error
 	if o.SHA256 {
-		if in.SHA256, err = hashFile(k.Path()); err != nil {
+		if in.SHA256, err = hashFiles(files); err != nil {
 			return nil, err
 		}
 	}
@@ -62,18 +68,45 @@ func Take(k *kernel.Kernel, w *walk.Walker, c *walk.Census, o Options) (*Summary
 			in.Meminfo = nil
 		}
 	}
-	return New(in), nil
+	sum := New(in)
+	if len(files) > 1 {
+		// A split dump: its parts' names, as they were given.
+		names := make([]string, len(files))
+		for i, f := range files {
+			names[i] = filepath.Base(f)
+		}
+		sum.Dump.File = strings.Join(names, ",")
+	}
+	return sum, nil
 }
 
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
+// dumpFiles are the files the dump was read from: its parts, in order, for
+// a split dump read whole (whose Path joins them with commas).
+func dumpFiles(k *kernel.Kernel) []string {
+	if si := k.Dump().Split(); si != nil && len(si.Parts) > 1 {
+		files := make([]string, len(si.Parts))
+		for i, p := range si.Parts {
+			files[i] = p.File
+		}
+		return files
 	}
-	defer f.Close()
+	return []string{k.Path()}
+}
+
+// hashFiles is the SHA-256 of the files' bytes one after the other: of the
+// file itself for one.
+func hashFiles(paths []string) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("summary: hashing %s: %w", path, err)
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("summary: hashing %s: %w", path, err)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

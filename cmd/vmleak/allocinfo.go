@@ -17,7 +17,7 @@ func newAllocinfoCmd(g *globalOptions) *cobra.Command {
 	var module, sortBy string
 	var nonzero, byModule bool
 	cmd := &cobra.Command{
-		Use:   "allocinfo DUMP",
+		Use:   "allocinfo DUMP [PART...]",
 		Short: "Print the dump's /proc/allocinfo: bytes and calls per allocation call site",
 		Long: `allocinfo prints what the crashed kernel's /proc/allocinfo would have: for
 every allocation call site the memory allocation profiler tags
@@ -38,12 +38,12 @@ is reported in one line with exit code 3.
   vmleak allocinfo vmcore --module vmleak_test --sort calls
   vmleak allocinfo vmcore --by-module
   vmleak allocinfo vmcore --json | jq '.modules[0]'`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if !slices.Contains(allocinfo.SortOrders, sortBy) {
 				return &usageError{msg: fmt.Sprintf("--sort must be one of %s, not %q%s", strings.Join(allocinfo.SortOrders, ", "), sortBy, seeHelp(c))}
 			}
-			k, err := g.openKernel(args[0], false)
+			k, err := g.openKernel(dumpArg(args), false)
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,7 @@ func newCheckCmd(g *globalOptions) *cobra.Command {
 	var minSeverity string
 	var noMemory bool
 	cmd := &cobra.Command{
-		Use:   "check DUMP",
+		Use:   "check DUMP [PART...]",
 		Short: "Look for hidden modules, hooks and patched kernel text (forensics)",
 		Long: `check looks for the marks a rootkit leaves in the dumped kernel. Each check
 compares what the kernel holds with an independent view of what it should:
@@ -57,7 +57,7 @@ makes the exit code 5; a high finding makes it 7.
 		Example: `  vmleak check vmcore
   vmleak check vmcore --checks syscalls,text
   vmleak check vmcore --json | jq '.findings[] | select(.severity == "high")'`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			min, err := parseSeverity(minSeverity)
 			if err != nil {
@@ -68,7 +68,7 @@ makes the exit code 5; a high finding makes it 7.
 					return &usageError{msg: fmt.Sprintf("unknown check %q (known: %s)", n, strings.Join(forensics.CheckNames(), ", "))}
 				}
 			}
-			k, err := g.openKernel(args[0], false)
+			k, err := g.openKernel(dumpArg(args), false)
 			if err != nil {
 				return err
 			}

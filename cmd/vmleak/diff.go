@@ -164,7 +164,7 @@ func (g *globalOptions) loadSides(c *cobra.Command, args []string, vmlinux [2]st
 		gs.sharedTypes = f
 	}
 	for i, path := range args {
-		_, isSum, err := summary.IsSummary(path)
+		isSum, err := isSummaryArg(path)
 		if err != nil {
 			return sides, &inputError{err}
 		}
@@ -203,7 +203,7 @@ func (g *globalOptions) loadSides(c *cobra.Command, args []string, vmlinux [2]st
 func (g *globalOptions) sharedVmlinux(args []string, vmlinux [2]string) string {
 	var v [2]string
 	for i, path := range args {
-		if _, isSum, err := summary.IsSummary(path); err != nil || isSum {
+		if isSum, err := isSummaryArg(path); err != nil || isSum {
 			return ""
 		}
 		v[i] = vmlinux[i]

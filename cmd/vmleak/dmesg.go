@@ -12,16 +12,16 @@ import (
 
 func newDmesgCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "dmesg DUMP",
+		Use:   "dmesg DUMP [PART...]",
 		Short: "Print the kernel log from the dump's printk ring buffer",
 		Long: `dmesg prints the crashed kernel's log, oldest first, with timestamps as the
 kernel's own dmesg shows them (seconds since boot).
 
 ` + exitCodesHelp,
 		Example: `  vmleak dmesg vmcore | tail -40`,
-		Args:    exactArgs(1),
+		Args:    dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			k, err := g.openKernel(args[0], false)
+			k, err := g.openKernel(dumpArg(args), false)
 			if err != nil {
 				return err
 			}

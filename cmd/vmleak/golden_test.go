@@ -112,7 +112,7 @@ func TestGoldenInfo(t *testing.T) {
 		LocatedBy: "vmcoreinfo", Vmlinux: "/usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64",
 	}
 	var b bytes.Buffer
-	writeInfo(&b, in)
+	writeInfo(&b, in, nil)
 	golden(t, "info.txt", b.Bytes())
 	j, err := json.MarshalIndent(in, "", "  ")
 	if err != nil {

@@ -10,23 +10,35 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmleak/vmleak/elfcore"
 	"github.com/vmleak/vmleak/kernel"
 )
 
 func newInfoCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "info DUMP",
+		Use:   "info DUMP [PART...]",
 		Short: "Describe a dump: format, kernel, memory, KASLR",
 		Example: `  vmleak info vmcore
   vmleak info vmcore --vmlinux vmlinux-6.1.0-56-cloud-amd64 --json`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			k, err := g.openKernel(args[0], false)
+			// A part of a split dump read alone is described in the output
+			// (and its warnings), not warned about on opening.
+			g.quietSplit = true
+			k, err := g.openKernel(dumpArg(args), false)
 			withTypes := true
-			if errors.Is(err, kernel.ErrNoVmlinux) {
+			var locateErr error
+			switch {
+			case errors.Is(err, kernel.ErrNoVmlinux):
 				// No debuginfo anywhere: still describe the dump itself. A
 				// vmlinux that was found but does not match is an error.
-				k, err = g.openKernel(args[0], true)
+				k, err = g.openKernel(dumpArg(args), true)
+				withTypes = false
+			case isOtherPart(err):
+				// One part of a split dump whose kernel data another part
+				// holds: describe the part.
+				locateErr = err
+				k, err = g.openKernel(dumpArg(args), true)
 				withTypes = false
 			}
 			if err != nil {
@@ -34,29 +46,48 @@ func newInfoCmd(g *globalOptions) *cobra.Command {
 			}
 			defer k.Close()
 			info := k.Summary()
+			si := k.Dump().Split()
+			if si != nil && !si.Complete() {
+				info.Warnings = append(info.Warnings, lonePartMsg(k.Path(), si))
+			}
+			if locateErr != nil {
+				info.Warnings = append(info.Warnings, "the kernel cannot be located in this part alone: "+locateErr.Error())
+			}
 			if present, _, _ := k.Dump().PageCounts(); present == 0 {
 				info.Warnings = append(info.Warnings, "the dump holds no memory (0 pages): a valid dump of nothing")
 			}
-			if !withTypes {
+			if !withTypes && locateErr == nil {
 				info.Warnings = append(info.Warnings, "no vmlinux found: KASLR and memory layout come from VMCOREINFO only (use --vmlinux)")
 			}
 			if g.json {
-				return writeJSON(c.OutOrStdout(), info)
+				return writeJSON(c.OutOrStdout(), infoJSON{info, newSplitJSON(si)})
 			}
-			writeInfo(c.OutOrStdout(), info)
+			writeInfo(c.OutOrStdout(), info, si)
 			printWarnings(c.ErrOrStderr(), info.Warnings)
 			return nil
 		},
 	}
 }
 
-func writeInfo(w io.Writer, in *kernel.Summary) {
+// infoJSON is vmleak info --json: the summary, and the split dump it was
+// read from, if any.
+type infoJSON struct {
+	*kernel.Summary
+	Split *splitJSON `json:"split,omitempty"`
+}
+
+func writeInfo(w io.Writer, in *kernel.Summary, si *elfcore.SplitInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(format, a...)) }
 	row("file", "%s", in.File)
 	status := "complete"
-	if in.Incomplete {
+	switch {
+	case in.Incomplete:
 		status = "INCOMPLETE (the dump tool did not finish writing it)"
+	case si != nil && !si.Complete():
+		status = "PARTIAL: " + si.String()
+	case si != nil:
+		status = "complete, " + si.String()
 	}
 	format := in.Format
 	if in.DumpLevel != nil {

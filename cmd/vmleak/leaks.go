@@ -18,7 +18,7 @@ func newLeaksCmd(g *globalOptions) *cobra.Command {
 	var cache, module string
 	var addresses bool
 	cmd := &cobra.Command{
-		Use:   "leaks DUMP",
+		Use:   "leaks DUMP [PART...]",
 		Short: "Find allocated slab objects nothing points to (offline kmemleak)",
 		Long: `leaks scans the dump for pointers, as the kernel's kmemleak does on a live
 system, on any kernel: from the roots (the kernel's .data, .bss and
@@ -44,9 +44,9 @@ unreferenced, so the result is then partial (exit code 5).
   vmleak leaks vmcore --module vmleak_test
   vmleak leaks vmcore --cache kmalloc-1k --addresses | head
   vmleak leaks vmcore --json`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			k, w, cen, err := g.takeCensusWalker(c, args[0])
+			k, w, cen, err := g.takeCensusWalker(c, dumpArg(args))
 			if err != nil {
 				return err
 			}

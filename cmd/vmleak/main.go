@@ -53,15 +53,28 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	return exitCode(err)
 }
 
+// inputFiles are the files among a command line's arguments, the parts of
+// a comma-separated split dump each on its own.
+func inputFiles(args []string) []string {
+	var files []string
+	for _, a := range args {
+		parts := []string{a}
+		if _, err := os.Stat(a); err != nil {
+			parts = strings.Split(a, ",")
+		}
+		for _, p := range parts {
+			if st, err := os.Stat(p); err == nil && !st.IsDir() {
+				files = append(files, p)
+			}
+		}
+	}
+	return files
+}
+
 // inputsOf names the files among a command line's arguments, for the one
 // line a panic leaves: which input made vmleak fail.
 func inputsOf(args []string) string {
-	var files []string
-	for _, a := range args {
-		if st, err := os.Stat(a); err == nil && !st.IsDir() {
-			files = append(files, a)
-		}
-	}
+	files := inputFiles(args)
 	if len(files) == 0 {
 		return ""
 	}

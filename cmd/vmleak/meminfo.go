@@ -12,7 +12,7 @@ import (
 func newMeminfoCmd(g *globalOptions) *cobra.Command {
 	var explain bool
 	cmd := &cobra.Command{
-		Use:   "meminfo DUMP",
+		Use:   "meminfo DUMP [PART...]",
 		Short: "Print the dump's /proc/meminfo, rebuilt from the kernel's counters",
 		Long: `meminfo prints /proc/meminfo as the crashed kernel would have printed it at the
 instant of the dump, in the kernel's own format and line order, computed from
@@ -22,9 +22,9 @@ the same counters (vm_zone_stat, vm_node_stat, totalram_pages, ...).
 ` + exitCodesHelp,
 		Example: `  vmleak meminfo vmcore
   vmleak meminfo vmcore --explain`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			k, err := g.openKernel(args[0], false)
+			k, err := g.openKernel(dumpArg(args), false)
 			if err != nil {
 				return err
 			}

@@ -14,7 +14,7 @@ import (
 func newModulesCmd(g *globalOptions) *cobra.Command {
 	var regions, noDebuginfo bool
 	cmd := &cobra.Command{
-		Use:   "modules DUMP",
+		Use:   "modules DUMP [PART...]",
 		Short: "List the loaded modules and the kernel's taint (like /proc/modules)",
 		Long: `modules lists every loaded module as the crashed kernel's /proc/modules would
 have, newest first: name, size, refcount, the modules using it, state, base
@@ -32,9 +32,9 @@ carries which taint.
 		Example: `  vmleak modules vmcore
   vmleak modules vmcore --debuginfo-dir /srv/debug --regions
   vmleak modules vmcore --json | jq '.modules[] | select(.taints != 0) | .name'`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			k, err := g.openKernel(args[0], false)
+			k, err := g.openKernel(dumpArg(args), false)
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,7 @@ func newOwnersCmd(g *globalOptions) *cobra.Command {
 	var module, cache string
 	var sites, stacks, freed, csvOut bool
 	cmd := &cobra.Command{
-		Use:   "owners DUMP",
+		Use:   "owners DUMP [PART...]",
 		Short: "Say whose the slab memory is: which module, call site or nobody known",
 		Long: `owners attributes every allocated slab object of the dump, strongest evidence
 first: the object's SLUB allocation track where its cache keeps them
@@ -40,9 +40,9 @@ source file:line where the vmlinux or the module's debuginfo
   vmleak owners vmcore --cache kmalloc-1k --stacks
   vmleak owners vmcore --csv
   vmleak owners vmcore --json`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			k, w, cen, err := g.takeCensusWalker(c, args[0])
+			k, w, cen, err := g.takeCensusWalker(c, dumpArg(args))
 			if err != nil {
 				return err
 			}

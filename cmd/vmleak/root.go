@@ -34,12 +34,17 @@ type globalOptions struct {
 	// sharedTypes, when set, is the open vmlinux every kernel opened uses
 	// (diff of two dumps of one kernel).
 	sharedTypes *kdwarf.File
+	// splits notes the parts of split dumps opened alone (shared by copies).
+	splits *splitNotes
+	// quietSplit: a part opened alone is reported by the command (info),
+	// not as a warning on opening.
+	quietSplit bool
 }
 
 // newRootCmd builds the command tree; done ends what a command started
 // around its run (the memory watch) and is called after Execute.
 func newRootCmd() (root *cobra.Command, done func()) {
-	g := &globalOptions{}
+	g := &globalOptions{splits: &splitNotes{}}
 	done = func() {
 		if g.stopLimit != nil {
 			g.stopLimit()
@@ -52,6 +57,7 @@ func newRootCmd() (root *cobra.Command, done func()) {
 (/proc/vmcore), makedumpfile's compressed and flattened formats, and QEMU
 dump-guest-memory output, with the matching vmlinux debuginfo.
 
+` + splitDumpHelp + `
 ` + exitCodesHelp,
 		Example: `  vmleak info /var/crash/vmcore
   vmleak info vmcore --vmlinux /usr/lib/debug/boot/vmlinux-6.1.0-56-cloud-amd64 --json`,
@@ -75,6 +81,15 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 			return &usageError{msg: "--max-memory: " + err.Error()}
 		}
 		g.stopLimit = memoryLimit(limit, args, c.ErrOrStderr())
+		g.splits.stderr = c.ErrOrStderr()
+		return nil
+	}
+	// A part of a split dump read alone: whatever the command found, the
+	// other parts' memory was missing.
+	root.PersistentPostRunE = func(c *cobra.Command, args []string) error {
+		if g.splits.partial() {
+			return errPartial
+		}
 		return nil
 	}
 	pf.StringVar(&g.rawBase, "raw-base", "", "read the dump as a raw physical memory image starting at this physical address (LiME padded: 0)")
@@ -108,7 +123,7 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 	if err != nil {
 		return nil, err
 	}
-	k, err := kernel.Open(dump, kernel.Options{
+	k, err := g.openDump(dump, kernel.Options{
 		Raw:         raw,
 		Vmlinux:     g.vmlinux,
 		DebugDirs:   g.debugDirs,
@@ -117,7 +132,7 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 		TypeSource:  kdwarf.TypeSource(g.types),
 		SkipVmlinux: skipVmlinux,
 		Types:       g.sharedTypes,
-	})
+	}, g.quietSplit)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -167,14 +182,18 @@ func classify(err error) error {
 		pth *os.PathError
 		ufe *elfcore.UnsupportedFormatError
 		uae *kernel.UnsupportedArchError
+		se  *elfcore.SplitError
+		ue  *usageError
 	)
 	switch {
+	case errors.As(err, &ue):
+		return err
 	case errors.As(err, &me):
 		return &mismatchError{err}
 	case errors.Is(err, elfcore.ErrUnrecognizedFormat), errors.Is(err, kernel.ErrNoVmlinux), errors.Is(err, kernel.ErrUnsupported),
 		errors.As(err, &fe), errors.As(err, &mp), errors.As(err, &pe), errors.As(err, &te), errors.As(err, &re),
 		errors.As(err, &vpe), errors.As(err, &pth), errors.Is(err, kdwarf.ErrNotFound), errors.Is(err, kdwarf.ErrNoTypes),
-		errors.As(err, &ufe), errors.As(err, &uae),
+		errors.As(err, &ufe), errors.As(err, &uae), errors.As(err, &se),
 		errors.Is(err, io.ErrUnexpectedEOF):
 		return &inputError{err}
 	}

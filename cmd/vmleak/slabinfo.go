@@ -11,7 +11,7 @@ import (
 
 func newSlabinfoCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
-		Use:   "slabinfo DUMP",
+		Use:   "slabinfo DUMP [PART...]",
 		Short: "Print the dump's /proc/slabinfo (version 2.1), with true active counts",
 		Long: `slabinfo prints the crashed kernel's /proc/slabinfo in the kernel's own format,
 so tools that read that file (slabtop --once with a file, scripts) can read it.
@@ -20,9 +20,9 @@ kernel counts the free objects of CPU slabs as active.
 
 ` + exitCodesHelp,
 		Example: `  vmleak slabinfo vmcore > slabinfo.txt`,
-		Args:    exactArgs(1),
+		Args:    dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
-			k, cen, err := g.takeCensus(c, args[0])
+			k, cen, err := g.takeCensus(c, dumpArg(args))
 			if err != nil {
 				return err
 			}

@@ -128,7 +128,7 @@ const (
 func newSlabsCmd(g *globalOptions) *cobra.Command {
 	o := &slabsOptions{}
 	cmd := &cobra.Command{
-		Use:   "slabs DUMP",
+		Use:   "slabs DUMP [PART...]",
 		Short: "Count every slab cache's objects (like crash's kmem -s, but exact)",
 		Long: `slabs counts the objects of every SLUB cache in the dump by visiting every
 slab page (a census), and prints the same rows, columns and order as crash's
@@ -147,7 +147,7 @@ method's allocated count), aliases (names merged into the cache).
   vmleak slabs vmcore --sort memory --top 10 --wide
   vmleak slabs vmcore --columns name,allocated,memory,aliases --csv
   vmleak slabs vmcore --json | jq '.caches[] | select(.name=="dentry")'`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			cols := o.columns
 			if cols == "" {
@@ -165,7 +165,7 @@ method's allocated count), aliases (names merged into the cache).
 			if o.top < 0 {
 				return &usageError{msg: "--top must not be negative"}
 			}
-			k, w, cen, err := g.takeCensusWalker(c, args[0])
+			k, w, cen, err := g.takeCensusWalker(c, dumpArg(args))
 			if err != nil {
 				return err
 			}

@@ -10,7 +10,7 @@ func newSummaryCmd(g *globalOptions) *cobra.Command {
 	var out, format string
 	var hash bool
 	cmd := &cobra.Command{
-		Use:   "summary DUMP",
+		Use:   "summary DUMP [PART...]",
 		Short: "Write what a fleet keeps of a dump: identity, census, owners, meminfo",
 		Long: `summary writes one small file per dump: the dump's identity (host name,
 release, build-id, crash and boot time, panic message, file size and, with
@@ -26,7 +26,7 @@ it is not done by default; the size always is.
 ` + exitCodesHelp,
 		Example: `  vmleak summary /var/crash/vmcore -o host1-20261201.parquet
   vmleak summary vmcore --sha256 | jq '.caches[] | select(.name=="dentry")'`,
-		Args: exactArgs(1),
+		Args: dumpArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			f := summary.JSON
 			var err error
@@ -43,7 +43,7 @@ it is not done by default; the size always is.
 			if f == summary.Parquet && (out == "" || out == "-") {
 				return &usageError{msg: "Parquet is written to a file: give -o FILE.parquet"}
 			}
-			s, err := g.summarize(c, args[0], g.vmlinux, summary.Options{SHA256: hash})
+			s, err := g.summarize(c, dumpArg(args), g.vmlinux, summary.Options{SHA256: hash})
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,8 @@
 #   kernels/<release>/    vmlinuz, vmlinux, modules, module debuginfo, kernel.json
 #   dumps/<name>/         the dump files, oracle files and manifest.json
 #                         (oracle/crash/<dump>.whatis: see lab.py whatis)
+#   derived/<name>/       files made on the host from a dump (split dumps,
+#                         makedumpfile -E): see derived.sh
 # Nothing large is written into the clone. A dump is rebuilt when its recipe
 # (the files in this directory) or its kernel changes: see recipe_hash.
 set -euo pipefail
@@ -29,6 +31,8 @@ die() {
 . "$HERE/kernels.sh"
 # shellcheck source=dumps.sh
 . "$HERE/dumps.sh"
+# shellcheck source=derived.sh
+. "$HERE/derived.sh"
 
 install_tools() {
 	local need=() p
@@ -85,6 +89,11 @@ main() {
 		whatis_oracle "$n"
 	done
 	log "whatis oracles in $((SECONDS - t1)) s"
+	t1=$SECONDS
+	for n in "${names[@]}"; do
+		build_derived "$n"
+	done
+	log "derived fixtures in $((SECONDS - t1)) s"
 	log "all fixtures ready in $((SECONDS - t0)) s under $FIX"
 }
 
