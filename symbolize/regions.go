@@ -10,10 +10,8 @@ import (
 
 // Bounds on lists read from the dump.
 const (
-	maxTasks     = 1 << 22
-	maxAreas     = 1 << 22
-	maxVmapNodes = 1 << 10
-	maxUnitSize  = 1 << 30
+	maxTasks    = 1 << 22
+	maxUnitSize = 1 << 30
 )
 
 // cpuArea is one CPU's per-CPU area.
@@ -280,82 +278,29 @@ func (s *Symbolizer) vmalloc(r *Result, va uint64) bool {
 	return true
 }
 
-// readAreas lists the busy vmap areas, sorted: on vmap_area_list up to
-// v6.8; since d093602919ad (v6.9, "mm: vmalloc: remove global
-// vmap_area_root rb-tree") on each vmap_nodes[i].busy.head.
+// readAreas lists the busy vmap areas, sorted (kernel.VmapAreas), each
+// with its vm_struct's caller named.
 func (s *Symbolizer) readAreas() ([]Area, error) {
-	k := s.k
-	listOff, err := k.Member("struct vmap_area", "list")
+	vas, err := s.k.VmapAreas(0, ^uint64(0))
 	if err != nil {
-		return nil, fmt.Errorf("symbolize: vmap areas: %w", err)
+		err = fmt.Errorf("symbolize: %w", err)
 	}
-	var heads []uint64
-	if h, err := k.Symbol("vmap_area_list"); err == nil {
-		heads = append(heads, h)
-	} else {
-		nodes, err1 := k.Var("vmap_nodes", "struct vmap_node *").Ptr()
-		n, err2 := k.Var("nr_vmap_nodes", "unsigned int").Uint()
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("symbolize: vmap areas: %w", err)
-		}
-		if n == 0 || n > maxVmapNodes {
-			return nil, fmt.Errorf("symbolize: nr_vmap_nodes %d is implausible", n)
-		}
-		size, err := k.SizeOf("struct vmap_node")
-		if err != nil {
-			return nil, fmt.Errorf("symbolize: vmap areas: %w", err)
-		}
-		for i := range int64(n) {
-			head := k.Object(nodes+uint64(i*size), "struct vmap_node").Field("busy.head")
-			if head.Err() != nil {
-				return nil, fmt.Errorf("symbolize: vmap areas: %w", head.Err())
-			}
-			heads = append(heads, head.Addr())
-		}
-	}
-	var out []Area
-	var errs []error
-	for _, h := range heads {
-		for e, err := range k.ListHead(h, maxAreas) {
-			if err != nil {
-				errs = append(errs, fmt.Errorf("symbolize: vmap area list %#x: %w", h, err))
-				break
-			}
-			a, err := s.readArea(e - listOff.Offset())
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, a)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start < out[j].Start })
-	return out, errors.Join(errs...)
-}
-
-func (s *Symbolizer) readArea(va uint64) (Area, error) {
-	v := s.k.Object(va, "struct vmap_area").Load()
-	start, err1 := v.Field("va_start").Uint()
-	end, err2 := v.Field("va_end").Uint()
-	vm, err3 := v.Field("vm").Ptr()
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return Area{}, fmt.Errorf("symbolize: vmap_area %#x: %w", va, err)
-	}
-	if end < start {
-		return Area{}, fmt.Errorf("symbolize: vmap_area %#x: end %#x before start %#x", va, end, start)
-	}
-	a := Area{Start: kernel.Hex(start), End: kernel.Hex(end), VM: kernel.Hex(vm)}
-	if vm != 0 {
-		caller, err := s.k.Object(vm, "struct vm_struct").Field("caller").Ptr()
-		if err == nil && caller != 0 {
-			if f := s.Code(caller); f.Symbol != "" {
-				a.Caller = s.Line(f).String()
-			} else {
-				a.Caller = fmt.Sprintf("%#x", caller)
+	out := make([]Area, 0, len(vas))
+	for _, va := range vas {
+		a := Area{Start: kernel.Hex(va.Start), End: kernel.Hex(va.End), VM: kernel.Hex(va.VM)}
+		if va.VM != 0 {
+			caller, err := s.k.Object(va.VM, "struct vm_struct").Field("caller").Ptr()
+			if err == nil && caller != 0 {
+				if f := s.Code(caller); f.Symbol != "" {
+					a.Caller = s.Line(f).String()
+				} else {
+					a.Caller = fmt.Sprintf("%#x", caller)
+				}
 			}
 		}
+		out = append(out, a)
 	}
-	return a, nil
+	return out, err
 }
 
 // Tasks lists every task the symbolizer knows of (processes, their threads
