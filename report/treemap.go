@@ -253,7 +253,7 @@ func buildTreemap(items []item) *treemap {
 		o := tmOwner{Owner: g.owner, Bytes: g.bytes, X: f(or.X), Y: f(or.Y), W: f(or.W), H: f(or.H),
 			Fill:  hsl(hue, 0),
 			Share: pct(g.bytes, t.Total),
-			Title: fmt.Sprintf("%s: %s of slab memory (%s)", g.owner, human(g.bytes), pct(g.bytes, t.Total))}
+			Title: fmt.Sprintf("%s: %s of slab memory (%s)", g.owner, humanBytes(g.bytes), pct(g.bytes, t.Total))}
 		sort.SliceStable(g.items, func(i, j int) bool { return g.items[i].Bytes > g.items[j].Bytes })
 		cv := make([]float64, len(g.items))
 		for i, it := range g.items {
@@ -268,15 +268,15 @@ func buildTreemap(items []item) *treemap {
 				ev = "none"
 			}
 			c.Title = fmt.Sprintf("%s\nowner %s\n%s of slab memory (%s of all), %d objects\nevidence: %s",
-				it.Cache, it.Owner, human(it.Bytes), pct(it.Bytes, t.Total), it.Objects, ev)
+				it.Cache, it.Owner, humanBytes(it.Bytes), pct(it.Bytes, t.Total), it.Objects, ev)
 			if it.Owner == NoObjects {
-				c.Title = fmt.Sprintf("%s\n%s of slab memory in slabs with no allocated object", it.Cache, human(it.Bytes))
+				c.Title = fmt.Sprintf("%s\n%s of slab memory in slabs with no allocated object", it.Cache, humanBytes(it.Bytes))
 			}
 			// Labels where they fit (about 6.2px a character at 11px).
 			if cr.W > float64(len(it.Cache))*6.2+6 && cr.H > 15 {
 				c.Label, c.LX, c.LY = it.Cache, f(cr.X+3), f(cr.Y+12)
 				if cr.H > 28 {
-					c.Sub, c.SY = human(it.Bytes), f(cr.Y+25)
+					c.Sub, c.SY = humanBytes(it.Bytes), f(cr.Y+25)
 				}
 			}
 			o.Cells = append(o.Cells, c)

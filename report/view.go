@@ -3,6 +3,7 @@ package report
 import (
 	"encoding/hex"
 	"fmt"
+	"github.com/vmleak/vmleak/internal/human"
 	"html/template"
 	"sort"
 	"strings"
@@ -35,12 +36,12 @@ var funcs = template.FuncMap{
 	"human": func(v any) string {
 		switch n := v.(type) {
 		case uint64:
-			return human(n)
+			return humanBytes(n)
 		case int64:
 			if n < 0 {
-				return "-" + human(uint64(-n))
+				return "-" + humanBytes(uint64(-n))
 			}
-			return human(uint64(n))
+			return humanBytes(uint64(n))
 		}
 		return fmt.Sprint(v)
 	},
@@ -107,10 +108,10 @@ func singleView(d *Dump) (*single, error) {
 		v.Treemap = buildTreemap(apportion(summaryMem(d.Summary), summaryShares(d.Summary)))
 		total = v.Treemap.Total
 	}
-	v.Head = append(v.Head, headline{"Slab memory", human(total), fmt.Sprintf("%d caches", len(v.Census))})
+	v.Head = append(v.Head, headline{"Slab memory", humanBytes(total), fmt.Sprintf("%d caches", len(v.Census))})
 	if d.Meminfo != nil {
 		if kb, ok := d.Meminfo.Get("SUnreclaim"); ok {
-			v.Head = append(v.Head, headline{"Unreclaimable slab", human(uint64(kb) * 1024), "meminfo SUnreclaim"})
+			v.Head = append(v.Head, headline{"Unreclaimable slab", humanBytes(uint64(kb) * 1024), "meminfo SUnreclaim"})
 		}
 		v.Bar = meminfoBar(d.Meminfo)
 		var sb strings.Builder
@@ -118,7 +119,7 @@ func singleView(d *Dump) (*single, error) {
 		v.Meminfo = sb.String()
 	}
 	if top != nil {
-		v.Head = append(v.Head, headline{"Top cache", top.Name, human(top.MemoryBytes()) + ", " + pct(top.MemoryBytes(), total) + " of slab"})
+		v.Head = append(v.Head, headline{"Top cache", top.Name, humanBytes(top.MemoryBytes()) + ", " + pct(top.MemoryBytes(), total) + " of slab"})
 	}
 	if o := d.Owners; o != nil {
 		var best *owners.OwnerShare
@@ -128,12 +129,12 @@ func singleView(d *Dump) (*single, error) {
 			}
 		}
 		if best != nil {
-			v.Head = append(v.Head, headline{"Top owner", best.Owner, human(uint64(best.Bytes)) + " in allocated objects"})
+			v.Head = append(v.Head, headline{"Top owner", best.Owner, humanBytes(uint64(best.Bytes)) + " in allocated objects"})
 		}
 		v.Owners = ownersOf(o)
 	}
 	if l := d.Leaks; l != nil {
-		v.Head = append(v.Head, headline{"Leak suspects", fmt.Sprint(l.Unreferenced), human(l.UnreferencedBytes) + " unreferenced"})
+		v.Head = append(v.Head, headline{"Leak suspects", fmt.Sprint(l.Unreferenced), humanBytes(l.UnreferencedBytes) + " unreferenced"})
 		v.Leaks = leaksOf(l)
 	} else {
 		v.Head = append(v.Head, headline{"Leak suspects", "-", "not scanned: " + d.Skipped["leaks"]})
@@ -168,7 +169,7 @@ func sortedKeys(m map[string]string) []string {
 func identOf(s *summary.Summary) ident {
 	d := s.Dump
 	id := ident{File: d.File, Host: d.Hostname, Release: d.Release, Arch: d.Arch, BuildID: d.BuildID, Panic: d.Panic,
-		Format: d.Format, Size: human(uint64(d.Size)), Partial: s.Partial}
+		Format: d.Format, Size: humanBytes(uint64(d.Size)), Partial: s.Partial}
 	if d.CrashTime != nil {
 		id.Crash = d.CrashTime.Format(time.RFC3339)
 		if d.CrashTimeSource != "" {
@@ -360,7 +361,7 @@ func meminfoBar(m *meminfo.Meminfo) *stackBar {
 		{"vmalloc", "hsl(50,60%,55%)", get("VmallocUsed")},
 		{"free", "hsl(0,0%,88%)", get("MemFree")},
 	}
-	b := &stackBar{W: treemapW, H: 34, Total: human(uint64(total) * 1024)}
+	b := &stackBar{W: treemapW, H: 34, Total: humanBytes(uint64(total) * 1024)}
 	var sum int64
 	for _, p := range parts {
 		sum += p.kb
@@ -380,8 +381,8 @@ func meminfoBar(m *meminfo.Meminfo) *stackBar {
 			continue
 		}
 		w := float64(p.kb) / float64(sum) * treemapW
-		s := barSeg{Label: p.label, Fill: p.fill, KB: p.kb, Size: human(uint64(p.kb) * 1024), X: f(x), W: f(w),
-			Title: fmt.Sprintf("%s: %s (%d kB, %s of MemTotal)", p.label, human(uint64(p.kb)*1024), p.kb, pct(uint64(p.kb), uint64(total)))}
+		s := barSeg{Label: p.label, Fill: p.fill, KB: p.kb, Size: humanBytes(uint64(p.kb) * 1024), X: f(x), W: f(w),
+			Title: fmt.Sprintf("%s: %s (%d kB, %s of MemTotal)", p.label, humanBytes(uint64(p.kb)*1024), p.kb, pct(uint64(p.kb), uint64(total)))}
 		if w > float64(len(p.label))*6.5+8 {
 			s.Text, s.TX = p.label, f(x+4)
 		}
@@ -476,13 +477,13 @@ type leaksView struct {
 
 func leaksOf(l *leaks.Result) *leaksView {
 	v := &leaksView{Partial: l.Partial}
-	v.Line = fmt.Sprintf("%d unreferenced objects (%s) of %d allocated; %s scanned", l.Unreferenced, human(l.UnreferencedBytes), l.Objects, human(l.ScannedBytes))
+	v.Line = fmt.Sprintf("%d unreferenced objects (%s) of %d allocated; %s scanned", l.Unreferenced, humanBytes(l.UnreferencedBytes), l.Objects, humanBytes(l.ScannedBytes))
 	if l.UnreadablePages > 0 {
 		v.Line += fmt.Sprintf("; %d pages unreadable", l.UnreadablePages)
 	}
 	var roots []string
 	for _, rs := range l.Roots {
-		roots = append(roots, fmt.Sprintf("%s %s in %d", rs.Kind, human(rs.Bytes), rs.Regions))
+		roots = append(roots, fmt.Sprintf("%s %s in %d", rs.Kind, humanBytes(rs.Bytes), rs.Regions))
 	}
 	v.Roots = strings.Join(roots, ", ")
 	n := 0
@@ -512,19 +513,8 @@ func leaksOf(l *leaks.Result) *leaksView {
 }
 
 func hexLine(b []byte) string {
-	var hx, txt strings.Builder
-	for i, c := range b {
-		if i > 0 {
-			hx.WriteByte(' ')
-		}
-		fmt.Fprintf(&hx, "%02x", c)
-		if c >= 0x20 && c < 0x7f {
-			txt.WriteByte(c)
-		} else {
-			txt.WriteByte('.')
-		}
-	}
-	return hx.String() + "  " + txt.String()
+	hx, txt := human.HexLine(b)
+	return hx + "  " + txt
 }
 
 // Check.
@@ -696,7 +686,7 @@ func pairView(p *Pair) (*pair, error) {
 	}
 	d := p.Diff
 	v := &pair{Before: identOf(p.Before), After: identOf(p.After), Notes: d.Notes, Excluded: d.Total.Excluded}
-	tot := fmt.Sprintf("%s → %s", human(uint64(d.Total.Before)), human(uint64(d.Total.After)))
+	tot := fmt.Sprintf("%s → %s", humanBytes(uint64(d.Total.Before)), humanBytes(uint64(d.Total.After)))
 	note := signed(d.Total.Delta)
 	if d.Total.Ratio != nil {
 		note += fmt.Sprintf(" (%+.1f%%)", 100*(*d.Total.Ratio-1))
@@ -787,11 +777,11 @@ func diffRow(c *diff.Cache) diffCacheRow {
 	}
 	if c.Before != nil {
 		r.BytesB = c.Before.Bytes
-		r.Before = fmt.Sprintf("%s (%d objects)", human(uint64(c.Before.Bytes)), c.Before.Allocated)
+		r.Before = fmt.Sprintf("%s (%d objects)", humanBytes(uint64(c.Before.Bytes)), c.Before.Allocated)
 	}
 	if c.After != nil {
 		r.BytesA = c.After.Bytes
-		r.After = fmt.Sprintf("%s (%d objects)", human(uint64(c.After.Bytes)), c.After.Allocated)
+		r.After = fmt.Sprintf("%s (%d objects)", humanBytes(uint64(c.After.Bytes)), c.After.Allocated)
 	}
 	if c.Delta != nil {
 		r.HasDelta, r.Delta, r.DeltaText = true, c.Delta.Bytes, signed(c.Delta.Bytes)
@@ -867,23 +857,13 @@ func abs(v int64) int64 {
 
 func signed(b int64) string {
 	if b < 0 {
-		return "-" + human(uint64(-b))
+		return "-" + humanBytes(uint64(-b))
 	}
-	return "+" + human(uint64(b))
+	return "+" + humanBytes(uint64(b))
 }
 
-// human is vmleak's size format (as the text outputs print it).
-func human(b uint64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1fG", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1fM", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1fK", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", b)
-}
+// humanBytes is vmleak's size format (as the text outputs print it).
+func humanBytes(b uint64) string { return human.Bytes(b) }
 
 func pct(part, whole uint64) string {
 	if whole == 0 {

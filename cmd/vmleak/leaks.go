@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmleak/vmleak/internal/human"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/leaks"
 	"github.com/vmleak/vmleak/symbolize"
@@ -150,19 +151,7 @@ func writeSample(w io.Writer, s leaks.Sample, size uint64) {
 	}
 	fmt.Fprintf(w, "      hex dump (first %d bytes):\n", len(b))
 	for off := 0; off < len(b); off += 16 {
-		line := b[off:min(off+16, len(b))]
-		var hx, txt strings.Builder
-		for i, c := range line {
-			if i > 0 {
-				hx.WriteByte(' ')
-			}
-			fmt.Fprintf(&hx, "%02x", c)
-			if c >= 0x20 && c < 0x7f {
-				txt.WriteByte(c)
-			} else {
-				txt.WriteByte('.')
-			}
-		}
-		fmt.Fprintf(w, "        %-47s  %s\n", hx.String(), txt.String())
+		hx, txt := human.HexLine(b[off:min(off+16, len(b))])
+		fmt.Fprintf(w, "        %-47s  %s\n", hx, txt)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"fmt"
+	"github.com/vmleak/vmleak/internal/human"
 	"io"
 	"os"
 	"slices"
@@ -340,14 +341,4 @@ func warnCensus(w io.Writer, cen *walk.Census) {
 	printWarnings(w, ws)
 }
 
-func humanBytes(b uint64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.1fG", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1fM", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1fK", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", b)
-}
+func humanBytes(b uint64) string { return human.Bytes(b) }
