@@ -13,6 +13,7 @@ import (
 	"github.com/vmleak/vmleak/allocinfo"
 	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/synth"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 )
 
@@ -70,17 +71,7 @@ func newWorld(cfg synth.Config) *world {
 // open writes the world's files and opens them.
 func (w *world) open(t *testing.T) *kernel.Kernel {
 	t.Helper()
-	dir := t.TempDir()
-	fs, err := w.sk.Write(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernel.Open(fs.Vmcore, kernel.Options{Vmlinux: fs.Vmlinux, IndexDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
-	return k
+	return testkernel.Synth(t, w.sk)
 }
 
 // wantTags are the world's tags as /proc/allocinfo would show them.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/synth"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/modules"
 )
@@ -55,16 +56,7 @@ func newWorld(t *testing.T) *world {
 // "tracer" listed.
 func (w *world) open(t *testing.T) (*Context, *kernel.Kernel) {
 	t.Helper()
-	dir := t.TempDir()
-	fs, err := w.sk.Write(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernel.Open(fs.Vmcore, kernel.Options{Vmlinux: fs.Vmlinux, IndexDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { k.Close() })
+	k := testkernel.Synth(t, w.sk)
 	mods := []kernel.Module{{Name: "tracer", Addr: 0, Ranges: []kernel.ModuleRange{{Kind: "text", Base: w.tracerBase, Size: 2 * synth.PageSize}}}}
 	res, err := NewResolver(k, mods)
 	if err != nil {
@@ -222,16 +214,7 @@ func TestReportGolden(t *testing.T) {
 	w.sk.FtraceOps(w.listed, []uint64{w.read})
 	w.sk.Kprobe(w.write, w.evil, 0)
 	w.sk.ProcNet([]string{"tcp"}, []uint64{w.tcp})
-	dir := t.TempDir()
-	fs, err := w.sk.Write(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernel.Open(fs.Vmcore, kernel.Options{Vmlinux: fs.Vmlinux, IndexDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
+	k := testkernel.Synth(t, w.sk)
 	rep, err := Run(k, Options{Checks: []string{"syscalls", "idt", "ftrace", "kprobes", "seq_ops"}})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/synth"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -66,6 +67,23 @@ func OpenPatched(t testing.TB, m *fixture.Manifest, path string, good *kernel.Ke
 		}
 	}
 	k, err := kernel.OpenDump(fixture.OpenPatched(t, path, fileWords), path, kernel.Options{Vmlinux: m.Vmlinux()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.Close() })
+	return k
+}
+
+// Synth writes a synthetic kernel's files into a temporary directory and
+// opens them; the kernel is closed when the test ends.
+func Synth(t testing.TB, sk *synth.Kernel) *kernel.Kernel {
+	t.Helper()
+	dir := t.TempDir()
+	fs, err := sk.Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kernel.Open(fs.Vmcore, kernel.Options{Vmlinux: fs.Vmlinux, IndexDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
