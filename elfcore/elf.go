@@ -2,6 +2,7 @@ package elfcore
 
 import (
 	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"errors"
@@ -229,7 +230,7 @@ func (e *elfCore) build(fileSize, ps uint64) {
 	}
 	slices.Sort(bounds)
 	bounds = slices.Compact(bounds)
-	slices.SortFunc(spans, func(a, b span) int { return cmpU64(a.start, b.start) })
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.start, b.start) })
 	// Sweep the boundaries keeping the spans that cover the current point
 	// in a min-heap by priority.
 	h := &spanHeap{less: func(i, j int) bool { return spans[i].prio < spans[j].prio }}
@@ -297,16 +298,6 @@ func (e *elfCore) build(fileSize, ps uint64) {
 	for _, r := range mergeRanges(tails) {
 		e.excluded += (r.End - r.Start) / ps
 	}
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // spanHeap is a heap of indices ordered by less.

@@ -2,6 +2,7 @@ package forensics
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -182,26 +183,8 @@ func modMatches(k *kernel.Kernel, m kernel.Module, md *kernel.ModuleDebug) strin
 	if err != nil || want == "" {
 		return fmt.Sprintf("the dump records neither the module's build-id (%v) nor its srcversion", md.BuildIDErr)
 	}
-	if got := modinfo(ef, "srcversion"); got != want {
+	if got := kernel.Modinfo(ef, "srcversion"); got != want {
 		return fmt.Sprintf("srcversion %q, the loaded module's is %q", got, want)
-	}
-	return ""
-}
-
-// modinfo is one key of a module's .modinfo.
-func modinfo(ef *elf.File, key string) string {
-	s := ef.Section(".modinfo")
-	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 1<<20 {
-		return ""
-	}
-	b, err := s.Data()
-	if err != nil {
-		return ""
-	}
-	for _, e := range bytes.Split(b, []byte{0}) {
-		if v, ok := bytes.CutPrefix(e, []byte(key+"=")); ok {
-			return string(v)
-		}
 	}
 	return ""
 }
@@ -359,20 +342,10 @@ func (b *modBuilder) build(kin *textInput) (*textInput, error) {
 			world.funcs = append(world.funcs, textFunc{a, s.Size})
 		}
 	}
-	slices.SortFunc(world.funcs, func(x, y textFunc) int { return cmpU64(x.start, y.start) })
+	slices.SortFunc(world.funcs, func(x, y textFunc) int { return cmp.Compare(x.start, y.start) })
 	in.world = world
 	in.sites = b.sites()
 	return in, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // textRela is one decoded Elf64_Rela.

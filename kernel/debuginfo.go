@@ -258,7 +258,7 @@ func checkDebugFile(path, name string, buildID []byte, needName bool) string {
 		return fmt.Sprintf("not a relocatable module (ELF type %v)", ef.Type)
 	}
 	if needName {
-		if got := modinfoName(ef); moduleKey(got) != moduleKey(name) {
+		if got := Modinfo(ef, "name"); moduleKey(got) != moduleKey(name) {
 			if got == "" {
 				return "its .modinfo has no name= to prove it is " + name
 			}
@@ -276,8 +276,9 @@ func checkDebugFile(path, name string, buildID []byte, needName bool) string {
 	return ""
 }
 
-// modinfoName returns the name= entry of a module's .modinfo.
-func modinfoName(ef *elf.File) string {
+// Modinfo returns the key= entry of a module's .modinfo (name, srcversion,
+// vermagic, ...), or "".
+func Modinfo(ef *elf.File, key string) string {
 	s := ef.Section(".modinfo")
 	if s == nil || s.Type == elf.SHT_NOBITS || s.Size > 1<<20 {
 		return ""
@@ -287,7 +288,7 @@ func modinfoName(ef *elf.File) string {
 		return ""
 	}
 	for _, e := range bytes.Split(b, []byte{0}) {
-		if v, ok := bytes.CutPrefix(e, []byte("name=")); ok {
+		if v, ok := bytes.CutPrefix(e, []byte(key+"=")); ok {
 			return string(v)
 		}
 	}
