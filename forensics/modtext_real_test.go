@@ -12,11 +12,15 @@ import (
 
 // moduleDirs are where a fixture's module .ko files are: the kernel's
 // debuginfo (Debian's -dbg: the in-tree modules, unstripped) and the lab's
-// builds of the test modules (test-modules-<key>/ next to the kernel).
+// builds of the lab's own modules next to the kernel: the test modules
+// (test-modules-<key>/) and LiME's two copies (lime-modules-<key>/).
 func moduleDirs(m *fixture.Manifest) []string {
 	dirs := []string{m.Path(m.DebuginfoDir)}
-	tm, _ := filepath.Glob(filepath.Join(m.Path(filepath.Dir(m.KernelJSON)), "test-modules-*"))
-	return append(dirs, tm...)
+	for _, pat := range []string{"test-modules-*", "lime-modules-*"} {
+		built, _ := filepath.Glob(filepath.Join(m.Path(filepath.Dir(m.KernelJSON)), pat))
+		dirs = append(dirs, built...)
+	}
+	return dirs
 }
 
 // runModText runs the text check with the fixture's .ko files.
