@@ -234,7 +234,8 @@ var sectionMarkers = []struct {
 //     counted in, and markers get the size of what follows them.
 //   - Kind: per-CPU variables and symbols of a data section are objects,
 //     those of a code section functions (7.x's kallsyms types data 't'
-//     too); elsewhere the nm type letter tells: t/T/w/W are functions,
+//     too), those of other sections (tables such as __ksymtab) other;
+//     outside the known sections the nm type letter tells: t/T/w/W are functions,
 //     d/D/b/B/r/R/v/V objects, the rest other. Global: upper case.
 //   - Section: the smallest marker range holding the symbol, else from the
 //     letter (t→.text, r→.rodata, d→.data, b→.bss); absolute symbols (a/A,
@@ -269,10 +270,22 @@ func symbolsFromKallsyms(ks []KSym, kaslr uint64) ([]kdwarf.Symbol, []kdwarf.Sec
 		}
 		secs = append(secs, pc)
 	}
-	// Smallest section first, so the first range holding a symbol is its.
+	// Smallest section first, so the first range holding a symbol is its;
+	// an end marker is in the section it ends, as the linker has it.
 	bySize := slices.Clone(secs)
 	slices.SortStableFunc(bySize, func(a, b kdwarf.Section) int { return cmp.Compare(a.Size, b.Size) })
-	sectionOf := func(v uint64) (kdwarf.Section, bool) {
+	ends := map[string]kdwarf.Section{}
+	for _, m := range sectionMarkers {
+		for _, s := range secs {
+			if s.Name == m.name {
+				ends[m.end] = s
+			}
+		}
+	}
+	sectionOf := func(name string, v uint64) (kdwarf.Section, bool) {
+		if s, ok := ends[name]; ok && v == s.Addr+s.Size {
+			return s, true
+		}
 		for _, s := range bySize {
 			if s.Name != kdwarf.PerCPUSection && v >= s.Addr && v-s.Addr < s.Size {
 				return s, true
@@ -318,12 +331,17 @@ func symbolsFromKallsyms(ks []KSym, kaslr uint64) ([]kdwarf.Symbol, []kdwarf.Sec
 			sym.Kind = kdwarf.SymOther
 		default:
 			sym.Value = link(s.Addr)
-			if sec, ok := sectionOf(sym.Value); ok {
+			if sec, ok := sectionOf(s.Name, sym.Value); ok {
 				sym.Section, end[i] = sec.Name, sec.Addr+sec.Size
 				// 7.x kallsyms types data 't' as well: the section tells.
-				sym.Kind = kdwarf.SymObject
-				if sec.Exec {
+				// Tables (__ksymtab, __ex_table, ...) hold no C objects.
+				switch {
+				case sec.Exec:
 					sym.Kind = kdwarf.SymFunc
+				case tableSections[sec.Name]:
+					sym.Kind = kdwarf.SymOther
+				default:
+					sym.Kind = kdwarf.SymObject
 				}
 				if sec.Name == ".init.data" && letter == 't' {
 					// Code in the init area outside .init.text: the
@@ -333,12 +351,19 @@ func symbolsFromKallsyms(ks []KSym, kaslr uint64) ([]kdwarf.Symbol, []kdwarf.Sec
 			} else {
 				sym.Section = letterSection(letter)
 			}
+			if strings.HasPrefix(s.Name, "__BTF_ID__") {
+				// resolve_btfids' tables follow .BTF, with no markers.
+				sym.Section, sym.Kind = ".BTF_ids", kdwarf.SymObject
+			}
 		}
 		out[i] = sym
 	}
 	setSizes(out, end)
 	return out, secs
 }
+
+// tableSections hold assembler-made tables, whose symbols are STT_NOTYPE.
+var tableSections = map[string]bool{"__ksymtab": true, "__ksymtab_gpl": true, "__kcrctab": true, "__kcrctab_gpl": true, "__kflagstab": true, ".BTF": true}
 
 // kernelSpaceStart is where x86_64 kernel addresses begin: per-CPU offsets
 // are below it.

@@ -1,0 +1,4 @@
+package kernel
+
+// ReadBTF is readBTF, for the tests of package kernel_test.
+func (k *Kernel) ReadBTF(start, stop uint64) ([]byte, error) { return k.readBTF(start, stop) }
