@@ -22,6 +22,10 @@ import (
 // (its text and read-only data as built, DWARF, source lines).
 var ErrNeedsVmlinux = kdwarf.ErrNoELF
 
+// defaultPhysicalStart is x86_64's CONFIG_PHYSICAL_START: _text is
+// __START_KERNEL_map + this + the KASLR offset.
+const defaultPhysicalStart = 0x1000000
+
 // maxBTF bounds the .BTF section read from a dump (a distribution kernel's
 // is 4-6 MB).
 const maxBTF = 64 << 20
@@ -80,9 +84,6 @@ func (k *Kernel) openFromDump() error {
 	if info == nil {
 		return errors.New("the dump has no VMCOREINFO to find kallsyms with")
 	}
-	if _, ok := info.Symbol("kallsyms_names"); !ok {
-		return fmt.Errorf("VMCOREINFO has no SYMBOL(kallsyms_names) (exported since Linux 6.0; this kernel is %s)", orUnknownRelease(k.release))
-	}
 	if !info.HasKernelOffset {
 		return errors.New("VMCOREINFO has no KERNELOFFSET")
 	}
@@ -102,6 +103,15 @@ func (k *Kernel) openFromDump() error {
 	}
 	if err := k.setupTranslation(root-startKernelMap+uint64(pb), false); err != nil {
 		return err
+	}
+	if _, ok := info.Symbol("kallsyms_names"); !ok {
+		// Before 6.0 VMCOREINFO does not say where kallsyms is: search
+		// the image, from _text (the default CONFIG_PHYSICAL_START).
+		found, err := k.scanKallsyms(startKernelMap + defaultPhysicalStart + info.KernelOffset)
+		if err != nil {
+			return fmt.Errorf("VMCOREINFO has no SYMBOL(kallsyms_names) (exported since Linux 6.0; this kernel is %s), and %w", orUnknownRelease(k.release), err)
+		}
+		k.kallsymsFound = found
 	}
 	ks, err := k.Kallsyms()
 	if err != nil {
@@ -275,7 +285,9 @@ func symbolsFromKallsyms(ks []KSym, kaslr uint64) ([]kdwarf.Symbol, []kdwarf.Sec
 	bySize := slices.Clone(secs)
 	slices.SortStableFunc(bySize, func(a, b kdwarf.Section) int { return cmp.Compare(a.Size, b.Size) })
 	ends := map[string]kdwarf.Section{}
+	markers := map[string]bool{}
 	for _, m := range sectionMarkers {
+		markers[m.start], markers[m.end] = true, true
 		for _, s := range secs {
 			if s.Name == m.name {
 				ends[m.end] = s
@@ -351,9 +363,16 @@ func symbolsFromKallsyms(ks []KSym, kaslr uint64) ([]kdwarf.Symbol, []kdwarf.Sec
 			} else {
 				sym.Section = letterSection(letter)
 			}
-			if strings.HasPrefix(s.Name, "__BTF_ID__") {
+			switch {
+			case markers[s.Name] || strings.HasPrefix(s.Name, "__start_") || strings.HasPrefix(s.Name, "__stop_") || strings.HasPrefix(s.Name, "."):
+				// Linker-script markers and assembler labels (.LC0).
+				sym.Kind = kdwarf.SymOther
+			case strings.HasPrefix(s.Name, "__BTF_ID__"):
 				// resolve_btfids' tables follow .BTF, with no markers.
 				sym.Section, sym.Kind = ".BTF_ids", kdwarf.SymObject
+			case strings.HasPrefix(s.Name, "__kstrtab_"), strings.HasPrefix(s.Name, "__kstrtabns_"):
+				// Exported symbols' names (before 5.13), no markers either.
+				sym.Section, sym.Kind = "__ksymtab_strings", kdwarf.SymOther
 			}
 		}
 		out[i] = sym

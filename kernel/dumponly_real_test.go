@@ -2,6 +2,7 @@ package kernel_test
 
 import (
 	"bytes"
+	"debug/elf"
 	"errors"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func openDumpOnly(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) *kernel
 // the same layout, and kallsyms' symbols at the vmlinux's addresses, in
 // its sections, with sizes that bound the vmlinux's.
 func TestDumpOnlySymbolsMatchVmlinux(t *testing.T) {
-	for _, name := range []string{"bookworm-qemu", "trixie-qemu", "sid-qemu"} {
+	for _, name := range []string{"bullseye-qemu", "bookworm-qemu", "trixie-qemu", "sid-qemu"} {
 		t.Run(name, func(t *testing.T) {
 			m := fixture.Load(t, name)
 			kv := testkernel.Open(t, m, m.Dumps[0])
@@ -69,13 +70,20 @@ func TestDumpOnlySymbolsMatchVmlinux(t *testing.T) {
 			}
 			inSymtab := map[string]bool{}
 			byNV := map[nv]kdwarf.Symbol{}
+			ef := kv.Types().ELF()
 			for _, e := range all {
 				inSymtab[e.Name] = true
-				if _, dup := byNV[nv{e.Name, e.Value}]; !dup {
-					if v, _, ok := kv.Types().SymbolAt(e.Value); ok && v.Name == e.Name && v.Value == e.Value {
-						byNV[nv{e.Name, e.Value}] = v
-					}
+				if _, dup := byNV[nv{e.Name, e.Value}]; dup || e.Section >= elf.SHN_LORESERVE || int(e.Section) >= len(ef.Sections) {
+					continue
 				}
+				v := kdwarf.Symbol{Name: e.Name, Value: e.Value, Size: e.Size, Section: ef.Sections[e.Section].Name}
+				switch elf.ST_TYPE(e.Info) {
+				case elf.STT_FUNC:
+					v.Kind = kdwarf.SymFunc
+				case elf.STT_OBJECT:
+					v.Kind = kdwarf.SymObject
+				}
+				byNV[nv{e.Name, e.Value}] = v
 			}
 			var n, value, section, kind, size, sized int
 			var bad []string
@@ -125,6 +133,19 @@ func TestDumpOnlySymbolsMatchVmlinux(t *testing.T) {
 				if err1 != nil || a.Value != b.Value || a.Section != kdwarf.PerCPUSection || a.Size < b.Size {
 					t.Errorf("per-CPU %s: dump-only %+v %v, vmlinux %+v %v", s, a, err1, b, err2)
 				}
+			}
+			// Before 6.0 the kallsyms tables were found in the image.
+			if found := kd.KallsymsFound(); kd.Info().Symbols["kallsyms_names"] == 0 {
+				if len(found) < 6 {
+					t.Errorf("kallsyms tables found: %v", found)
+				}
+				for s, va := range found {
+					if want, err := kv.Symbol(s); err != nil || va != want {
+						t.Errorf("%s found at %#x, the vmlinux says %#x (%v)", s, va, want, err)
+					}
+				}
+			} else if found != nil {
+				t.Errorf("kallsyms searched for though VMCOREINFO has it: %v", found)
 			}
 			// What reads the vmlinux file says it needs it.
 			va, _ := kd.Symbol("linux_banner")

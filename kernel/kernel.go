@@ -104,6 +104,10 @@ type Kernel struct {
 	perCPU     []uint64 // __per_cpu_offset, loaded once
 	perCPUErr  error
 	perCPUOnce sync.Once
+
+	// kallsymsFound are the kallsyms tables' addresses found by searching
+	// the kernel image (dump-only mode, kernels before 6.0).
+	kallsymsFound map[string]uint64
 }
 
 // Layout is where the kernel sits in memory, found by Open.
