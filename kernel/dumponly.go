@@ -251,9 +251,15 @@ var sectionMarkers = []struct {
 //     letter (t→.text, r→.rodata, d→.data, b→.bss); absolute symbols (a/A,
 //     not per-CPU) have none, and keep their value.
 func symbolsFromKallsyms(ks []KSym, kaslr uint64) ([]kdwarf.Symbol, []kdwarf.Section) {
-	addrOf := make(map[string]uint64, 64)
+	// The markers' addresses (the first symbol of each name).
+	addrOf := make(map[string]uint64, 2*len(sectionMarkers)+2)
+	wanted := make(map[string]bool, 2*len(sectionMarkers)+2)
+	for _, m := range sectionMarkers {
+		wanted[m.start], wanted[m.end] = true, true
+	}
+	wanted["__per_cpu_start"], wanted["__per_cpu_end"] = true, true
 	for _, s := range ks {
-		if _, dup := addrOf[s.Name]; !dup {
+		if _, dup := addrOf[s.Name]; !dup && wanted[s.Name] {
 			addrOf[s.Name] = s.Addr
 		}
 	}

@@ -96,7 +96,7 @@ func TestDumpOnlyMatchesVmlinux(t *testing.T) {
 			}
 			addrs, text := whatisAddrs(t, m, d)
 			cmds := [][]string{
-				{"slabs"}, {"slabs", "--json"}, {"slabinfo"}, {"meminfo"}, {"modules"},
+				{"slabs"}, {"slabs", "--json"}, {"slabinfo"}, {"meminfo"}, {"modules"}, {"owners"}, {"leaks"}, {"dmesg"},
 				{"objects", "kmalloc-64"}, {"objects", "kmalloc-64", "--all", "--json"},
 				append([]string{"whatis"}, addrs...),
 				append([]string{"whatis", "--json"}, addrs...),
