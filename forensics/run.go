@@ -46,6 +46,13 @@ func (c *Context) Warnf(format string, args ...any) {
 
 type checkFunc func(*Context) ([]Finding, CheckResult)
 
+// needsVmlinuxNote is the Note of what is not checked in dump-only mode
+// (kernel.Kernel.FromDump): what compares the kernel with the vmlinux as
+// built has nothing to compare with.
+func needsVmlinuxNote(what string) string {
+	return "not checked: needs the vmlinux (" + what + "; types and symbols were read from the dump)"
+}
+
 // The checks, in report order. The first is run before the rest.
 var checks = []struct {
 	name string

@@ -54,6 +54,9 @@ func checkSeqOps(c *Context) ([]Finding, CheckResult) {
 // with the vmlinux's; it returns the tables compared.
 func (c *Context) seqTables() ([]Finding, int, error) {
 	k := c.K
+	if k.FromDump() {
+		return nil, 0, errors.New("seq_operations tables " + needsVmlinuxNote("they are compared with the vmlinux's .rodata"))
+	}
 	size, err := k.SizeOf("struct seq_operations")
 	if err != nil {
 		return nil, 0, err

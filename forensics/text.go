@@ -18,6 +18,9 @@ import (
 // info finding per kind, with counts.
 func checkText(c *Context) ([]Finding, CheckResult) {
 	k := c.K
+	if k.FromDump() {
+		return nil, CheckResult{Status: StatusNotChecked, Note: needsVmlinuxNote("the text is compared with the vmlinux's")}
+	}
 	in, warns, err := textInputOf(c)
 	for _, w := range warns {
 		c.Warnf("%s", w)
@@ -127,6 +130,9 @@ func (w textKernel) FuncStart(va uint64) (uint64, uint64, bool) {
 func textInputOf(c *Context) (*textInput, []string, error) {
 	k := c.K
 	ef := k.Types().ELF()
+	if ef == nil {
+		return nil, nil, fmt.Errorf("kernel text: %w", kernel.ErrNeedsVmlinux)
+	}
 	kaslr := k.Layout().KASLROffset
 	start, end := c.Resolver.TextBounds()
 	if end <= start || end-start > 1<<30 {

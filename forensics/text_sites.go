@@ -285,7 +285,11 @@ func (t *textTables) ftraceCallers() {
 // dropped (its value only read by runtime_const_init) has no symbol, and
 // its sites are checked against each other.
 func (t *textTables) runtimeConsts() {
-	strtab := t.k.Types().ELF().Section(".strtab")
+	ef := t.k.Types().ELF()
+	if ef == nil {
+		return
+	}
+	strtab := ef.Section(".strtab")
 	if strtab == nil {
 		return
 	}

@@ -86,9 +86,14 @@ type File struct {
 	osf   *os.File
 	raw   []byte // whole file: mmap or decompressed buffer; nil if read via osf
 	unmap func() error
-	ef    *elf.File
+	ef    *elf.File // nil for a File from FromBTF
 
 	buildID []byte
+
+	// For a File from FromBTF (no ELF): the pointer size and the sections.
+	ptr      int64
+	sections []Section
+	fromMem  bool
 
 	mu     sync.Mutex
 	closed bool
@@ -221,7 +226,8 @@ func (f *File) Close() error {
 // Path returns the path given to Open.
 func (f *File) Path() string { return f.path }
 
-// ELF returns the underlying ELF file. It must not be used after Close.
+// ELF returns the underlying ELF file. It must not be used after Close. It
+// is nil for a File built from memory by FromBTF, which has none.
 func (f *File) ELF() *elf.File { return f.ef }
 
 // BuildID returns the GNU build-id (NT_GNU_BUILD_ID note), or nil.
@@ -266,6 +272,9 @@ func (f *File) sectionData(s *elf.Section) ([]byte, error) {
 
 // hasDWARF reports whether the file has a .debug_info section.
 func (f *File) hasDWARF() bool {
+	if f.ef == nil {
+		return false
+	}
 	return f.ef.Section(".debug_info") != nil || f.ef.Section(".zdebug_info") != nil
 }
 
@@ -490,6 +499,9 @@ func (f *File) Enumerator(name string) (int64, error) {
 }
 
 func (f *File) ptrSize() int64 {
+	if f.ef == nil {
+		return f.ptr
+	}
 	if f.ef.Class == elf.ELFCLASS32 {
 		return 4
 	}
@@ -527,6 +539,10 @@ func (f *File) loadDWARF() error {
 		return f.dwErr
 	}
 	f.dwDone = true
+	if f.ef == nil {
+		f.dwErr = f.noELF("DWARF")
+		return f.dwErr
+	}
 	if !f.hasDWARF() {
 		f.dwErr = fmt.Errorf("kdwarf: %s: no .debug_info section: %w", f.path, ErrNoTypes)
 		return f.dwErr

@@ -67,6 +67,9 @@ func (f *File) LineAt(pc uint64) (Pos, error) {
 	if f.closed {
 		return Pos{}, ErrClosed
 	}
+	if f.ef == nil {
+		return Pos{}, fmt.Errorf("%w: %w", f.noELF("source lines"), ErrNoLines)
+	}
 	if f.ef.Type == elf.ET_REL {
 		return Pos{}, fmt.Errorf("kdwarf: %s is relocatable: use SectionLineAt", f.path)
 	}
@@ -93,6 +96,9 @@ func (f *File) SectionLineAt(sec string, off uint64) (Pos, error) {
 	defer f.mu.Unlock()
 	if f.closed {
 		return Pos{}, ErrClosed
+	}
+	if f.ef == nil {
+		return Pos{}, fmt.Errorf("%w: %w", f.noELF("source lines"), ErrNoLines)
 	}
 	if f.ef.Type != elf.ET_REL {
 		return Pos{}, fmt.Errorf("kdwarf: %s is not relocatable: use LineAt", f.path)

@@ -41,6 +41,10 @@ type Symbol struct {
 	Kind    SymKind
 	Section string // "" for absolute symbols
 	Global  bool   // STB_GLOBAL or STB_WEAK
+	// SizeBound means Size is only an upper bound: the distance to the
+	// next symbol, padding included (symbols read from kallsyms, which
+	// has no sizes; see FromBTF).
+	SizeBound bool
 }
 
 // PerCPUSection is the section of per-CPU variables.
@@ -71,10 +75,18 @@ func (f *File) symbols() (*symtab, error) {
 }
 
 func loadSymbols(ef *elf.File, data func(*elf.Section) ([]byte, error)) (*symtab, error) {
+	if ef == nil {
+		return nil, ErrNoELF // a File from FromBTF has its symtab from the start
+	}
 	raw, err := readSymtab(ef, data)
 	if err != nil {
 		return nil, err
 	}
+	return newSymtab(raw), nil
+}
+
+// newSymtab indexes symbols (in table order) by name and by address.
+func newSymtab(raw []Symbol) *symtab {
 	st := &symtab{all: raw, byName: newNameTable(len(raw))}
 	for i, sym := range raw {
 		// Several local symbols can share a name (static functions in
@@ -115,7 +127,7 @@ func loadSymbols(ef *elf.File, data func(*elf.Section) ([]byte, error)) (*symtab
 	}
 	slices.SortFunc(st.byAddr, order)
 	slices.SortFunc(st.perCPU, order)
-	return st, nil
+	return st
 }
 
 // Symbol returns the .symtab symbol name. When several share the name, a

@@ -30,10 +30,14 @@ var ErrNoKallsyms = errors.New("kernel: no kallsyms")
 
 // kallsymsSym returns the run-time address of one of the kallsyms tables:
 // from VMCOREINFO (which exports them since v6.0, "crash_core: export
-// kallsyms symbols to vmcoreinfo") or else from the vmlinux plus the KASLR
-// offset.
+// kallsyms symbols to vmcoreinfo"), else from the vmlinux plus the KASLR
+// offset, else where dump-only mode found the tables in the kernel image
+// (scanKallsyms).
 func (k *Kernel) kallsymsSym(name string) (uint64, bool) {
 	if v, ok := k.info.Symbol(name); ok {
+		return v, true
+	}
+	if v, ok := k.kallsymsFound[name]; ok {
 		return v, true
 	}
 	if k.types == nil {

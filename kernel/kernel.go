@@ -10,7 +10,6 @@ package kernel
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -78,6 +77,9 @@ type Options struct {
 	// Raw, when set, opens the dump as a headerless physical memory image
 	// laid out so (LiME raw or padded, a raw image at a base address).
 	Raw *elfcore.RawLayout
+	// NoVmlinux neither looks for nor uses a vmlinux: types and symbols are
+	// read from the dump (dump-only mode, as when no vmlinux is found).
+	NoVmlinux bool
 	// Types, when set, is an open vmlinux to use instead of opening one:
 	// two dumps of one kernel share its decoded types. It must stay open
 	// until the Kernel is closed, which leaves it open. Its build-id is
@@ -93,6 +95,7 @@ type Kernel struct {
 	info      *vmcoreinfo.Info // nil when the dump has no VMCOREINFO
 	types     *kdwarf.File     // nil with Options.SkipVmlinux
 	ownTypes  bool             // types was opened here, and is closed with the Kernel
+	origin    Origin           // where types came from, in dump-only mode
 	tr        *xlat.X86_64
 	release   string
 	lay       Layout
@@ -104,6 +107,10 @@ type Kernel struct {
 	perCPU     []uint64 // __per_cpu_offset, loaded once
 	perCPUErr  error
 	perCPUOnce sync.Once
+
+	// kallsymsFound are the kallsyms tables' addresses found by searching
+	// the kernel image (dump-only mode, kernels before 6.0).
+	kallsymsFound map[string]uint64
 }
 
 // Layout is where the kernel sits in memory, found by Open.
@@ -129,8 +136,10 @@ func (k *Kernel) Path() string { return k.path }
 // Info is the dump's VMCOREINFO, or nil when it has none.
 func (k *Kernel) Info() *vmcoreinfo.Info { return k.info }
 
-// Types are the vmlinux's types and symbols; nil when the kernel was opened
-// with Options.SkipVmlinux.
+// Types are the kernel's types and symbols: the vmlinux's, or in dump-only
+// mode (see FromDump) those read from the dump, which has no ELF file
+// (kdwarf.File.FromMemory); nil when the kernel was opened with
+// Options.SkipVmlinux.
 func (k *Kernel) Types() *kdwarf.File { return k.types }
 
 // HasTypes tells whether types and symbols are available.
@@ -176,7 +185,10 @@ func (k *Kernel) Close() error {
 }
 
 // Open opens a dump and, unless opts.SkipVmlinux, its vmlinux, and locates
-// the kernel in it.
+// the kernel in it. With no vmlinux given or found (or opts.NoVmlinux), the
+// kernel's types and symbols are read from the dump itself: its BTF and
+// kallsyms (dump-only mode, see FromDump); when that fails too, the error
+// wraps ErrNoVmlinux.
 func Open(dumpPath string, opts Options) (*Kernel, error) {
 	var d *elfcore.Dump
 	var err error
@@ -229,14 +241,22 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 		return k, nil
 	}
 	vmlinux := opts.Vmlinux
-	if opts.Types != nil {
+	if opts.Types != nil && !opts.NoVmlinux {
 		vmlinux = opts.Types.Path()
 	}
-	if vmlinux == "" {
+	if vmlinux == "" && !opts.NoVmlinux {
 		vmlinux = FindVmlinux(k.release, opts.DebugDirs)
-		if vmlinux == "" {
-			return nil, fmt.Errorf("%w for release %q of %s: pass --vmlinux (Debian: the linux-image-<release>-dbg package)", ErrNoVmlinux, k.release, dumpPath)
+	}
+	if opts.NoVmlinux || vmlinux == "" {
+		if err := k.openFromDump(); err != nil {
+			return nil, fmt.Errorf("%w for release %q of %s, and the dump's own types and symbols cannot be read (%v): pass --vmlinux (Debian: the linux-image-<release>-dbg package)",
+				ErrNoVmlinux, k.release, dumpPath, err)
 		}
+		if err := k.locate(); err != nil {
+			return nil, err
+		}
+		ok = true
+		return k, nil
 	}
 	var kopts []kdwarf.Option
 	if opts.TypeSource != "" {
@@ -344,26 +364,15 @@ func (k *Kernel) isPerCPUOffset(s kdwarf.Symbol) bool {
 	if s.Section != kdwarf.PerCPUSection {
 		return false
 	}
-	sec := k.types.ELF().Section(kdwarf.PerCPUSection)
-	return sec != nil && sec.Addr == 0 && s.Value <= sec.Size
+	sec, ok := k.types.Section(kdwarf.PerCPUSection)
+	return ok && sec.Addr == 0 && s.Value <= sec.Size
 }
 
 // vmlinuxBytes reads size bytes at a link-time address from the vmlinux file
 // itself (for comparing constant data such as linux_banner).
+// In dump-only mode there is no file: the error wraps ErrNeedsVmlinux.
 func (k *Kernel) vmlinuxBytes(addr, size uint64) ([]byte, error) {
-	for _, s := range k.types.ELF().Sections {
-		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_ALLOC == 0 {
-			continue
-		}
-		if addr >= s.Addr && addr+size <= s.Addr+s.Size {
-			b := make([]byte, size)
-			if _, err := s.ReadAt(b, int64(addr-s.Addr)); err != nil {
-				return nil, err
-			}
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("kernel: %s: no section holds %#x", k.types.Path(), addr)
+	return k.types.ReadImage(addr, size)
 }
 
 // SafePathElement tells whether s, read from a dump (a kernel release, a
@@ -385,10 +394,11 @@ func SafePathElement(s string) bool {
 
 // ImageBytes reads size bytes at a run-time address of the kernel image from
 // the vmlinux file (KASLR undone): what the dump held there at boot, for
-// read-only data such as sys_call_table that nothing may change.
+// read-only data such as sys_call_table that nothing may change. With no
+// vmlinux (dump-only mode, or no types) the error wraps ErrNeedsVmlinux.
 func (k *Kernel) ImageBytes(va, size uint64) ([]byte, error) {
 	if k.types == nil {
-		return nil, fmt.Errorf("kernel: no vmlinux to read %#x from", va)
+		return nil, fmt.Errorf("kernel: reading %#x from the vmlinux: %w", va, ErrNeedsVmlinux)
 	}
 	return k.vmlinuxBytes(va-k.lay.KASLROffset, size)
 }

@@ -27,15 +27,20 @@ type Summary struct {
 	CrashTime     *time.Time  `json:"crash_time,omitempty"`
 	Panic         string      `json:"panic,omitempty"`
 	// Known only with the vmlinux (or, for the first two, from VMCOREINFO).
-	KASLROffset *Hex     `json:"kaslr_offset,omitempty"`
-	PhysBase    *Hex     `json:"phys_base,omitempty"`
-	PageOffset  *Hex     `json:"direct_map_base,omitempty"`
-	VmallocBase *Hex     `json:"vmalloc_base,omitempty"`
-	VmemmapBase *Hex     `json:"vmemmap_base,omitempty"`
-	PagingLevel int      `json:"paging_levels,omitempty"`
-	LocatedBy   string   `json:"located_by,omitempty"`
-	Located     string   `json:"located,omitempty"`
-	Vmlinux     string   `json:"vmlinux,omitempty"`
+	KASLROffset *Hex   `json:"kaslr_offset,omitempty"`
+	PhysBase    *Hex   `json:"phys_base,omitempty"`
+	PageOffset  *Hex   `json:"direct_map_base,omitempty"`
+	VmallocBase *Hex   `json:"vmalloc_base,omitempty"`
+	VmemmapBase *Hex   `json:"vmemmap_base,omitempty"`
+	PagingLevel int    `json:"paging_levels,omitempty"`
+	LocatedBy   string `json:"located_by,omitempty"`
+	Located     string `json:"located,omitempty"`
+	Vmlinux     string `json:"vmlinux,omitempty"`
+	// Where types and symbols came from: "BTF from /path/vmlinux", or in
+	// dump-only mode "BTF from the dump (4.1 MB at 0x...)" and "kallsyms
+	// from the dump (N)".
+	TypesFrom   string   `json:"types_from,omitempty"`
+	SymbolsFrom string   `json:"symbols_from,omitempty"`
 	Warnings    []string `json:"warnings,omitempty"`
 }
 
@@ -107,7 +112,10 @@ func (k *Kernel) Summary() *Summary {
 		l := k.lay
 		in.KASLROffset, in.PhysBase = hexPtr(l.KASLROffset), hexPtr(l.PhysBase)
 		in.PageOffset, in.VmallocBase, in.VmemmapBase = hexPtr(l.PageOffset), hexPtr(l.VmallocBase), hexPtr(l.VmemmapBase)
-		in.PagingLevel, in.LocatedBy, in.Located, in.Vmlinux = l.Levels, l.LocatedBy, l.Located, k.types.Path()
+		in.PagingLevel, in.LocatedBy, in.Located = l.Levels, l.LocatedBy, l.Located
+		o := k.Origin()
+		in.Vmlinux = o.Vmlinux
+		in.TypesFrom, in.SymbolsFrom = o.TypesFrom(k.types.Source()), o.SymbolsFrom()
 		if log, err := k.Log(); err == nil {
 			in.Panic = PanicMessage(log)
 		} else {

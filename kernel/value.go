@@ -398,7 +398,9 @@ escape:
 // types the kernel source declares it with — several where the declaration
 // changed between releases. vmlinux symbols carry no type, so the symbol's
 // size chooses among them, and a size that matches none is an error rather
-// than a guess.
+// than a guess. Where the size is only an upper bound (symbols from
+// kallsyms: up to the next symbol), the first declaration that fits is
+// read.
 func (k *Kernel) GlobalInt(name string, decls ...string) (int64, error) {
 	if k.types == nil {
 		return 0, fmt.Errorf("kernel: %s: no types (no vmlinux)", name)
@@ -415,7 +417,7 @@ func (k *Kernel) GlobalInt(name string, decls ...string) (int64, error) {
 		}
 		size := k.sizeOf(t)
 		sizes = append(sizes, size)
-		if sym.Size != 0 && uint64(size) != sym.Size {
+		if sym.Size != 0 && uint64(size) != sym.Size && !(sym.SizeBound && uint64(size) <= sym.Size) {
 			continue
 		}
 		v := k.Var(name, decl)

@@ -127,22 +127,23 @@ func (r *reader) enum(name string) (int64, error) {
 	return v, nil
 }
 
-// symAddr returns a global's run-time address and its symbol size.
-func (r *reader) symAddr(name string) (uint64, uint64, error) {
+// symAddr returns a global's run-time address and its symbol size, and
+// whether that size is only an upper bound (kallsyms).
+func (r *reader) symAddr(name string) (uint64, uint64, bool, error) {
 	s, err := r.k.Types().Symbol(name)
 	if err != nil {
 		if errors.Is(err, kdwarf.ErrNotFound) {
-			return 0, 0, fmt.Errorf("no symbol %s in this kernel", name)
+			return 0, 0, false, fmt.Errorf("no symbol %s in this kernel", name)
 		}
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	a, err := r.k.Symbol(name)
-	return a, s.Size, err
+	return a, s.Size, s.SizeBound, err
 }
 
 func (r *reader) statArray(sym, nrItems string) statArray {
 	a := statArray{sym: sym}
-	base, size, err := r.symAddr(sym)
+	base, size, bound, err := r.symAddr(sym)
 	if err != nil {
 		a.err = err
 		return a
@@ -152,7 +153,7 @@ func (r *reader) statArray(sym, nrItems string) statArray {
 		a.err = err
 		return a
 	}
-	if size != 0 && uint64(n)*8 != size {
+	if size != 0 && uint64(n)*8 != size && !(bound && uint64(n)*8 <= size) {
 		a.err = fmt.Errorf("%s is %d bytes, %s = %d items of 8", sym, size, nrItems, n)
 		return a
 	}
@@ -445,7 +446,7 @@ func (r *reader) wmarkLow() (int64, error) {
 
 func (r *reader) buffers() (int64, error) {
 	return r.once("buffers", func() (int64, error) {
-		a, _, err := r.symAddr("blockdev_superblock")
+		a, _, _, err := r.symAddr("blockdev_superblock")
 		if err != nil {
 			return 0, err
 		}
@@ -488,15 +489,15 @@ func (r *reader) swapSpaces() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	info, infoSize, err := r.symAddr("swap_info")
+	info, infoSize, _, err := r.symAddr("swap_info")
 	if err != nil {
 		return 0, err
 	}
-	spaces, spacesSize, err := r.symAddr("swapper_spaces")
+	spaces, spacesSize, _, err := r.symAddr("swapper_spaces")
 	if err != nil {
 		return 0, err
 	}
-	counts, _, err := r.symAddr("nr_swapper_spaces")
+	counts, _, _, err := r.symAddr("nr_swapper_spaces")
 	if err != nil {
 		return 0, err
 	}
@@ -564,7 +565,7 @@ func (r *reader) swapinfo() (total, free int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	arr, arrSize, err := r.symAddr("swap_info")
+	arr, arrSize, _, err := r.symAddr("swap_info")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -631,7 +632,7 @@ func (r *reader) zswap() {
 }
 
 func (r *reader) zswapTotalPages() (int64, error) {
-	head, _, err := r.symAddr("zswap_pools")
+	head, _, _, err := r.symAddr("zswap_pools")
 	if err != nil {
 		return 0, err
 	}
@@ -728,7 +729,7 @@ func (r *reader) commitLimit() (int64, error) {
 // the per-CPU s32 counters of the online CPUs (and, since 6.5, of the dying
 // ones: for_each_cpu_or(cpu, cpu_online_mask, cpu_dying_mask)).
 func (r *reader) committed() (int64, error) {
-	a, _, err := r.symAddr("vm_committed_as")
+	a, _, _, err := r.symAddr("vm_committed_as")
 	if err != nil {
 		return 0, err
 	}
@@ -865,7 +866,7 @@ type hstate struct {
 }
 
 func (r *reader) hstates() ([]hstate, error) {
-	base, size, err := r.symAddr("hstates")
+	base, size, _, err := r.symAddr("hstates")
 	if err != nil {
 		return nil, err
 	}
@@ -946,7 +947,7 @@ func (r *reader) hugetlb() {
 // ---- DirectMap (arch_report_meminfo, x86) ----
 
 func (r *reader) directMap() {
-	base, size, err := r.symAddr("direct_pages_count")
+	base, size, _, err := r.symAddr("direct_pages_count")
 	if err != nil {
 		for _, n := range []string{"DirectMap4k", "DirectMap2M"} {
 			r.warnf("%s: left out: %v", n, err)

@@ -93,6 +93,14 @@ func (r *reader) taintTable() (taintTable, error) {
 	if err != nil {
 		return fallback(0, err)
 	}
+	bounded := sym.SizeBound && sym.Size/uint64(elem) > 0
+	if bounded {
+		// Symbols from kallsyms have no sizes: the distance to the next
+		// symbol bounds the array, whose padding is zeros; the table ends
+		// at the first entry without a letter.
+		sym.Size -= sym.Size % uint64(elem)
+		sym.Size = min(sym.Size, maxTaintFlags*uint64(elem))
+	}
 	if sym.Size == 0 || sym.Size%uint64(elem) != 0 || sym.Size/uint64(elem) > maxTaintFlags {
 		return fallback(0, fmt.Errorf("taint_flags is %d bytes, not a whole number (at most %d) of %d-byte struct taint_flag", sym.Size, maxTaintFlags, elem))
 	}
@@ -108,6 +116,9 @@ func (r *reader) taintTable() (taintTable, error) {
 		cf, err2 := v.Field("c_false").Uint()
 		if err := firstErr(err1, err2); err != nil {
 			return fallback(n, err)
+		}
+		if bounded && c == 0 {
+			break
 		}
 		f := taintFlag{c: byte(c), cFalse: byte(cf), module: true}
 		if v.HasField("module") {

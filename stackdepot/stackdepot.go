@@ -300,8 +300,20 @@ func findPools(k *kernel.Kernel) (pools, error) {
 		return pools{}, fmt.Errorf("stackdepot: %w", err)
 	}
 	p := pools{va: va, n: sym.Size / 8}
+	isPtr := sym.Size == 8
+	if sym.SizeBound {
+		// Symbols from kallsyms have no sizes, only the distance to the
+		// next symbol: the pointer came with stack_max_pools, and the
+		// array's length (DEPOT_MAX_POOLS, STACK_ALLOC_MAX_SLABS) is a
+		// power of two.
+		_, err := k.Types().Symbol("stack_max_pools")
+		isPtr = err == nil
+		for p.n&(p.n-1) != 0 {
+			p.n &= p.n - 1
+		}
+	}
 	what := fmt.Sprintf("%s[%d]", name, p.n)
-	if sym.Size == 8 {
+	if isPtr {
 		// A pointer to stack_max_pools entries (ed4f142f72a9).
 		if p.va, err = k.ReadPtr(va); err != nil {
 			return pools{}, fmt.Errorf("stackdepot: %s: %w", name, err)

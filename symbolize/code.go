@@ -1,7 +1,6 @@
 package symbolize
 
 import (
-	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"sort"
@@ -124,10 +123,11 @@ func (s *Symbolizer) code(va uint64) Frame {
 }
 
 // codeSection is the executable vmlinux section holding link-time address
-// a, or "".
+// a, or "". In dump-only mode the sections are those kallsyms' markers
+// delimit (.text, .init.text).
 func (s *Symbolizer) codeSection(a uint64) string {
-	for _, sec := range s.k.Types().ELF().Sections {
-		if sec.Flags&elf.SHF_ALLOC != 0 && sec.Flags&elf.SHF_EXECINSTR != 0 && a >= sec.Addr && a-sec.Addr < sec.Size {
+	for _, sec := range s.k.Types().Sections() {
+		if sec.Exec && a >= sec.Addr && a-sec.Addr < sec.Size {
 			return sec.Name
 		}
 	}

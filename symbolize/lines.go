@@ -112,6 +112,15 @@ const maxLineErrors = 8
 // without a row (kdwarf.ErrNotFound) is no error, nor a file without line
 // tables.
 func (s *Symbolizer) lineError(file string, err error) {
+	if errors.Is(err, kdwarf.ErrNoELF) && !s.lineErrFiles[file] {
+		// Dump-only mode: said once, as what is left out.
+		if s.lineErrFiles == nil {
+			s.lineErrFiles = map[string]bool{}
+		}
+		s.lineErrFiles[file] = true
+		s.lineErrs = append(s.lineErrs, fmt.Errorf("symbolize: kernel source lines not given: they need the vmlinux (types and symbols were read from the dump)"))
+		return
+	}
 	if errors.Is(err, kdwarf.ErrNotFound) || errors.Is(err, kdwarf.ErrNoLines) || s.lineErrFiles[file] || len(s.lineErrs) >= maxLineErrors {
 		return
 	}

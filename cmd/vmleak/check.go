@@ -107,6 +107,9 @@ makes the exit code 5; a high finding makes it 7.
 			if h, ok := rep.Highest(); ok && h == forensics.High {
 				return errHighFinding
 			}
+			if rep.Partial() && k.FromDump() && k.ZeroFilled() == 0 {
+				return errPartialNoVmlinux{}
+			}
 			if rep.Partial() || k.ZeroFilled() > 0 {
 				return errPartial
 			}
@@ -199,3 +202,13 @@ func writeCheck(w io.Writer, r *forensics.Report, min forensics.Severity) {
 		}
 	}
 }
+
+// errPartialNoVmlinux is errPartial in dump-only mode, where what compares
+// the kernel with the vmlinux was not checked.
+type errPartialNoVmlinux struct{}
+
+func (errPartialNoVmlinux) Error() string {
+	return "results are partial: what needs the vmlinux was not checked, or memory was missing from the dump (see the notes and warnings)"
+}
+
+func (errPartialNoVmlinux) Is(target error) bool { return target == errPartial }

@@ -201,6 +201,9 @@ func (g *globalOptions) loadSides(c *cobra.Command, args []string, vmlinux [2]st
 // sharedVmlinux is the vmlinux both sides name, when both are dumps given
 // the same one, else "".
 func (g *globalOptions) sharedVmlinux(args []string, vmlinux [2]string) string {
+	if g.noVmlinux {
+		return "" // each dump's own types
+	}
 	var v [2]string
 	for i, path := range args {
 		if isSum, err := isSummaryArg(path); err != nil || isSum {

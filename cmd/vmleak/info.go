@@ -57,7 +57,7 @@ func newInfoCmd(g *globalOptions) *cobra.Command {
 				info.Warnings = append(info.Warnings, "the dump holds no memory (0 pages): a valid dump of nothing")
 			}
 			if !withTypes && locateErr == nil {
-				info.Warnings = append(info.Warnings, "no vmlinux found: KASLR and memory layout come from VMCOREINFO only (use --vmlinux)")
+				info.Warnings = append(info.Warnings, "no vmlinux found, and the dump's own types cannot be read: KASLR and memory layout come from VMCOREINFO only (use --vmlinux)")
 			}
 			if g.json {
 				return writeJSON(c.OutOrStdout(), infoJSON{info, newSplitJSON(si)})
@@ -135,6 +135,12 @@ func writeInfo(w io.Writer, in *kernel.Summary, si *elfcore.SplitInfo) {
 	}
 	if in.Vmlinux != "" {
 		row("vmlinux", "%s", in.Vmlinux)
+	}
+	if in.TypesFrom != "" {
+		row("types", "%s", in.TypesFrom)
+	}
+	if in.SymbolsFrom != "" {
+		row("symbols", "%s", in.SymbolsFrom)
 	}
 	tw.Flush()
 }

@@ -21,6 +21,7 @@ import (
 // globalOptions are the flags every command shares.
 type globalOptions struct {
 	vmlinux   string
+	noVmlinux bool
 	debugDirs []string
 	force     bool
 	zeroFill  bool
@@ -68,7 +69,8 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 		return &usageError{msg: err.Error() + seeHelp(c)}
 	})
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.vmlinux, "vmlinux", "", "vmlinux with debuginfo (default: found from the dump's kernel release)")
+	pf.StringVar(&g.vmlinux, "vmlinux", "", "vmlinux with debuginfo (default: found from the dump's kernel release; with none found, types and symbols come from the dump's own BTF and kallsyms)")
+	pf.BoolVar(&g.noVmlinux, "no-vmlinux", false, "use no vmlinux even if one is found: read types and symbols from the dump (its BTF and kallsyms; Linux 6.0 and later)")
 	pf.StringArrayVar(&g.debugDirs, "debuginfo-dir", nil, "extra root to search for vmlinux and module debuginfo (repeatable)")
 	pf.BoolVar(&g.force, "force", false, "use the vmlinux even if it does not match the dump (with a warning)")
 	pf.BoolVar(&g.zeroFill, "zero-fill", false, "read memory missing from the dump as zeros (reported in the output)")
@@ -119,6 +121,12 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 	default:
 		return nil, &usageError{msg: fmt.Sprintf("--types must be auto, btf or dwarf, not %q", g.types)}
 	}
+	if g.noVmlinux && g.vmlinux != "" {
+		return nil, &usageError{msg: "--no-vmlinux and --vmlinux exclude each other"}
+	}
+	if g.noVmlinux && g.types == "dwarf" {
+		return nil, &usageError{msg: "--no-vmlinux reads BTF from the dump: --types dwarf needs the vmlinux"}
+	}
 	raw, err := g.rawLayout()
 	if err != nil {
 		return nil, err
@@ -131,6 +139,7 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 		ZeroFill:    g.zeroFill,
 		TypeSource:  kdwarf.TypeSource(g.types),
 		SkipVmlinux: skipVmlinux,
+		NoVmlinux:   g.noVmlinux,
 		Types:       g.sharedTypes,
 	}, g.quietSplit)
 	if err != nil {
