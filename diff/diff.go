@@ -12,6 +12,7 @@ package diff
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -300,7 +301,7 @@ func (d *Diff) caches(before, after *summary.Summary, o Options) map[string]bool
 			}
 		}
 		// A partial side may have lost the aliases with the rest (kernfs).
-		if b != nil && a != nil && !sameStrings(b.Aliases, a.Aliases) && !before.Partial && !after.Partial {
+		if b != nil && a != nil && !slices.Equal(b.Aliases, a.Aliases) && !before.Partial && !after.Partial {
 			r.Note = fmt.Sprintf("aliases %v before, %v after", b.Aliases, a.Aliases)
 		}
 		rows = append(rows, r)
@@ -401,18 +402,6 @@ func partialSide(before, after bool) string {
 		return "after"
 	}
 	return ""
-}
-
-func sameStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (d *Diff) owners(before, after *summary.Summary, partial map[string]bool, o Options) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,7 +74,7 @@ func checkImage(t *testing.T, d *Dump, rs []limeRange, data func(start uint64, n
 	for _, r := range rs {
 		want = append(want, Range{r.start, r.end})
 	}
-	if got := d.PhysRanges(); !equalRanges(got, want) {
+	if got := d.PhysRanges(); !slices.Equal(got, want) {
 		t.Errorf("ranges %x, want %x", got, want)
 	}
 	for _, r := range rs {
@@ -104,18 +105,6 @@ func checkImage(t *testing.T, d *Dump, rs []limeRange, data func(start uint64, n
 	if n != 0x800 || !errors.As(err, &mp) || mp.PA != rs[0].end {
 		t.Errorf("read across a gap: %d bytes, %v", n, err)
 	}
-}
-
-func equalRanges(a, b []Range) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func patternOf(start uint64, n int) []byte { return pattern(start, n) }
@@ -204,7 +193,7 @@ func TestAVML(t *testing.T) {
 		t.Errorf("compression %v", c)
 	}
 	want := []Range{{0x1000, 0x9fc00}, {0x100000, 0x110000}, {0x120000, 0x180000}}
-	if got := d.PhysRanges(); !equalRanges(got, want) {
+	if got := d.PhysRanges(); !slices.Equal(got, want) {
 		t.Errorf("ranges %x, want %x", got, want)
 	}
 	got := make([]byte, 0x30000)
@@ -317,7 +306,7 @@ func TestRaw(t *testing.T) {
 
 func TestParseRanges(t *testing.T) {
 	rs, err := ParseRanges("00001000-0009fbff, 0x100000-0x1ffd9fff")
-	if err != nil || !equalRanges(rs, []Range{{0x1000, 0x9fc00}, {0x100000, 0x1ffda000}}) {
+	if err != nil || !slices.Equal(rs, []Range{{0x1000, 0x9fc00}, {0x100000, 0x1ffda000}}) {
 		t.Errorf("ParseRanges: %x %v", rs, err)
 	}
 	for _, bad := range []string{"", "1000", "2000-1000", "x-y", "0-ffffffffffffffff"} {
@@ -335,7 +324,7 @@ func TestParseRanges(t *testing.T) {
 fed00000-fed003ff : PNP0103:00
 `
 	rs, err = ParseIomem(strings.NewReader(iomem))
-	if err != nil || !equalRanges(rs, []Range{{0x1000, 0x9fc00}, {0x100000, 0x1ffda000}}) {
+	if err != nil || !slices.Equal(rs, []Range{{0x1000, 0x9fc00}, {0x100000, 0x1ffda000}}) {
 		t.Errorf("ParseIomem: %x %v", rs, err)
 	}
 	if _, err := ParseIomem(strings.NewReader("00000000-00000000 : System RAM\n")); err == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/vmleak/vmleak/forensics"
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/walk"
 )
@@ -26,14 +27,7 @@ func rawRangesArg(d fixture.DumpFile) string {
 
 func census(t *testing.T, k *kernel.Kernel) *walk.Census {
 	t.Helper()
-	w, err := walk.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := w.Census()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := testkernel.Census(t, k)
 	return c
 }
 
