@@ -131,7 +131,7 @@ func (c *Context) ftraceFilter(v kernel.Value) ([]string, int, error) {
 	bits, err1 := hv.Field("size_bits").Uint()
 	count, err2 := hv.Field("count").Uint()
 	buckets, err3 := hv.Field("buckets").Ptr()
-	if err := firstErr(err1, err2, err3); err != nil {
+	if err := firstError(err1, err2, err3); err != nil {
 		return nil, 0, err
 	}
 	if count == 0 {

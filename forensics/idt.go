@@ -46,7 +46,7 @@ func checkIDT(c *Context) ([]Finding, CheckResult) {
 		lo, err2 := g.Field("offset_low").Uint()
 		mid, err3 := g.Field("offset_middle").Uint()
 		hi, err4 := g.Field("offset_high").Uint()
-		if err := firstErr(err1, err2, err3, err4); err != nil {
+		if err := firstError(err1, err2, err3, err4); err != nil {
 			res.Skipped++
 			c.Warnf("idt: vector %d at %#x: %v", i, g.Addr(), err)
 			continue
@@ -96,13 +96,4 @@ func checkIDT(c *Context) ([]Finding, CheckResult) {
 		res.Note = fmt.Sprintf("%d gates unreadable", res.Skipped)
 	}
 	return fs, res
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
 }

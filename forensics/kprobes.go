@@ -37,7 +37,7 @@ func checkKprobes(c *Context) ([]Finding, CheckResult) {
 	kret, _ := k.Symbol("pre_handler_kretprobe")
 	listOff, err1 := k.Member("struct kprobe", "list")
 	hlistOff, err2 := k.Member("struct kprobe", "hlist")
-	if err := firstErr(err1, err2); err != nil {
+	if err := firstError(err1, err2); err != nil {
 		return nil, CheckResult{Status: StatusNotChecked, Note: err.Error()}
 	}
 	res := CheckResult{}
@@ -100,7 +100,7 @@ func (c *Context) kprobe(kp, kretPre uint64) (Finding, error) {
 	pre, err2 := v.Field("pre_handler").Ptr()
 	post, err3 := v.Field("post_handler").Ptr()
 	flags, err4 := v.Field("flags").Uint()
-	if err := firstErr(err1, err2, err3, err4); err != nil {
+	if err := firstError(err1, err2, err3, err4); err != nil {
 		return Finding{}, fmt.Errorf("kprobe %#x: %w", kp, err)
 	}
 	type handler struct {

@@ -207,7 +207,7 @@ func (c *Context) rbNodes(root uint64, limit int) ([]uint64, error) {
 	k := c.K
 	left, err1 := k.Member("struct rb_node", "rb_left")
 	right, err2 := k.Member("struct rb_node", "rb_right")
-	if err := firstErr(err1, err2); err != nil {
+	if err := firstError(err1, err2); err != nil {
 		return nil, err
 	}
 	top, err := k.ReadPtr(root)
