@@ -180,66 +180,44 @@ func treeView(k *kernel.Kernel, l *modLayout) *view {
 	trees, err1 := k.Member("struct latch_tree_root", "tree")
 	nodeOff, err2 := k.Member("struct mod_tree_node", "node")
 	modOff, err3 := k.Member("struct mod_tree_node", "mod")
-	rbRight, err4 := k.Member("struct rb_node", "rb_right")
-	rbLeft, err5 := k.Member("struct rb_node", "rb_left")
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+	if err := errors.Join(err1, err2, err3); err != nil {
 		v.fail(StatusNotChecked, "%v", err)
 		return v
 	}
 	// tree[0].rb_node; the node of tree 0 is latch_tree_node.node[0], at 0.
 	rootPtr := root + treeOff.Offset() + trees.Offset()
-	top, err := k.ReadPtr(rootPtr)
-	if err != nil {
+	if _, err := k.ReadPtr(rootPtr); err != nil {
 		v.fail(StatusNotChecked, "mod_tree root at %#x: %v", rootPtr, err)
 		return v
 	}
-	type item struct{ node, parent uint64 }
-	stack := []item{}
-	if top != 0 {
-		stack = append(stack, item{top, rootPtr})
-	}
-	seen := map[uint64]bool{}
-	nodes := 0
-	places := map[uint64][]string{}
-	for len(stack) > 0 {
-		it := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		n := it.node
-		if seen[n] {
-			v.fail(StatusPartial, "cycle: node %#x reached again from %#x", n, it.parent)
-			continue
-		}
-		if nodes >= maxTreeNodes {
-			v.fail(StatusPartial, "more than %d nodes", maxTreeNodes)
-			break
-		}
-		seen[n] = true
-		nodes++
-		mtn := n - nodeOff.Offset()
-		mod, err1 := k.ReadPtr(mtn + modOff.Offset())
-		right, err2 := k.ReadPtr(n + rbRight.Offset())
-		left, err3 := k.ReadPtr(n + rbLeft.Offset())
-		if err := firstError(err1, err2, err3); err != nil {
+	nodes, errs := k.RBNodes(rootPtr, maxTreeNodes)
+	for _, err := range errs {
+		var re *kernel.ReadError
+		if errors.As(err, &re) {
 			v.skipped++
-			v.fail(StatusPartial, "node %#x (linked from %#x): %v", n, it.parent, err)
+		}
+		v.fail(StatusPartial, "%v", err)
+	}
+	places := map[uint64][]string{}
+	for _, n := range nodes {
+		mtn := n - nodeOff.Offset()
+		mod, err := k.ReadPtr(mtn + modOff.Offset())
+		if err != nil {
+			v.skipped++
+			v.fail(StatusPartial, "node %#x: %v", n, err)
 			continue
 		}
-		if mod != 0 {
-			v.add(mod)
-			places[mod] = append(places[mod], l.nodePlace(mod, mtn))
-		} else {
+		if mod == 0 {
 			v.fail(StatusPartial, "node %#x names no module", n)
+			continue
 		}
-		for _, ch := range []uint64{right, left} {
-			if ch != 0 {
-				stack = append(stack, item{ch, n})
-			}
-		}
+		v.add(mod)
+		places[mod] = append(places[mod], l.nodePlace(mod, mtn))
 	}
 	for mod, p := range places {
 		v.evidence[mod] = "mod_tree nodes " + joinNotes(p)
 	}
-	v.summary = fmt.Sprintf("%d (%d nodes)", len(v.mods), nodes)
+	v.summary = fmt.Sprintf("%d (%d nodes)", len(v.mods), len(nodes))
 	return v
 }
 

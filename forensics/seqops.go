@@ -127,7 +127,7 @@ func (c *Context) seqTables() ([]Finding, int, error) {
 func (c *Context) procNetEntries() ([]Finding, int, error) {
 	k := c.K
 	dir, err := k.Var("init_net", "struct net").Field("proc_net").Ptr()
-	if errors.Is(err, kdwarf.ErrNotFound) || errors.Is(err, errAbsentField) {
+	if errors.Is(err, kdwarf.ErrNotFound) {
 		return nil, 0, nil
 	}
 	if err != nil {
@@ -144,7 +144,8 @@ func (c *Context) procNetEntries() ([]Finding, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	nodes, werr := c.rbNodes(root.Addr(), maxProcEntries)
+	nodes, errs := k.RBNodes(root.Addr(), maxProcEntries)
+	werr := errors.Join(errs...)
 	var fs []Finding
 	n := 0
 	for _, node := range nodes {
@@ -196,45 +197,4 @@ func (c *Context) procNetEntries() ([]Finding, int, error) {
 		}
 	}
 	return fs, n, werr
-}
-
-// errAbsentField stands for a member the kernel lacks.
-var errAbsentField = errors.New("absent")
-
-// rbNodes lists an rb-tree's nodes in order (struct rb_root at root),
-// bounded and cycle-checked.
-func (c *Context) rbNodes(root uint64, limit int) ([]uint64, error) {
-	k := c.K
-	left, err1 := k.Member("struct rb_node", "rb_left")
-	right, err2 := k.Member("struct rb_node", "rb_right")
-	if err := firstError(err1, err2); err != nil {
-		return nil, err
-	}
-	top, err := k.ReadPtr(root)
-	if err != nil {
-		return nil, err
-	}
-	var out []uint64
-	seen := map[uint64]bool{}
-	var stack []uint64
-	node := top
-	for node != 0 || len(stack) > 0 {
-		for node != 0 {
-			if seen[node] || len(seen) >= limit {
-				return out, fmt.Errorf("rb-tree %#x: node %#x seen twice or more than %d nodes", root, node, limit)
-			}
-			seen[node] = true
-			stack = append(stack, node)
-			if node, err = k.ReadPtr(node + left.Offset()); err != nil {
-				return out, fmt.Errorf("rb-tree %#x: %w", root, err)
-			}
-		}
-		node = stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		out = append(out, node)
-		if node, err = k.ReadPtr(node + right.Offset()); err != nil {
-			return out, fmt.Errorf("rb-tree %#x: %w", root, err)
-		}
-	}
-	return out, nil
 }
