@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -64,7 +65,7 @@ makes the exit code 5; a high finding makes it 7.
 				return err
 			}
 			for _, n := range only {
-				if !contains(forensics.CheckNames(), n) {
+				if !slices.Contains(forensics.CheckNames(), n) {
 					return &usageError{msg: fmt.Sprintf("unknown check %q (known: %s)", n, strings.Join(forensics.CheckNames(), ", "))}
 				}
 			}
@@ -128,15 +129,6 @@ func parseSeverity(s string) (forensics.Severity, error) {
 		return 0, &usageError{msg: fmt.Sprintf("--min-severity %q: want info, low, medium or high", s)}
 	}
 	return v, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // writeCheck prints the checks' statuses, then the findings, most severe
