@@ -86,6 +86,7 @@ type Dump struct {
 	prstatus   []PRStatus
 	qemu       []QEMUCPUState
 	incomplete bool
+	live       bool // /proc/kcore: the running kernel's memory
 
 	elf *elfCore
 	kd  *kdump
@@ -116,7 +117,24 @@ func Open(path string) (*Dump, error) {
 		return nil, err
 	}
 	d.closer = f
+	if d.live {
+		kr := newKcoreReader(f, path)
+		d.r, d.closer = kr, closers{kr, f}
+	}
 	return d, nil
+}
+
+// closers closes each in turn.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var first error
+	for _, c := range cs {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // NewDump probes r (size bytes long) as, in order, an ELF64 core, a
@@ -136,6 +154,9 @@ func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 		d.format = FormatELF
 		if err := d.openELF(); err != nil {
 			return nil, err
+		}
+		if d.live {
+			d.r = newKcoreReader(d.r, "")
 		}
 	case isKdump(m):
 		d.format = FormatKdump
@@ -248,6 +269,10 @@ func (d *Dump) Close() error {
 
 // Format reports the container format.
 func (d *Dump) Format() Format { return d.format }
+
+// Live tells whether the dump is /proc/kcore: the memory of the running
+// kernel, which changes while it is read.
+func (d *Dump) Live() bool { return d.live }
 
 // Arch reports the machine, e.g. "x86_64", from e_machine or
 // utsname.machine; "" if unknown.
@@ -428,4 +453,44 @@ func mergeRanges(rs []Range) []Range {
 		out = append(out, r)
 	}
 	return out
+}
+
+// kcoreReader reads /proc/kcore through several descriptors, each used by
+// one read at a time. fs/proc/kcore.c (6.1, for one) bounces every read of
+// an open /proc/kcore through one buffer of that open file
+// (file->private_data), so two concurrent reads of one descriptor can each
+// return the other's bytes: a census so read counted some slabs twice.
+type kcoreReader struct {
+	free chan io.ReaderAt
+	fds  []*os.File
+}
+
+// kcoreFDs is how many reads of /proc/kcore may run at once.
+const kcoreFDs = 4
+
+func newKcoreReader(first io.ReaderAt, path string) *kcoreReader {
+	k := &kcoreReader{free: make(chan io.ReaderAt, kcoreFDs)}
+	k.free <- first
+	for path != "" && len(k.fds) < kcoreFDs-1 {
+		f, err := os.Open(path)
+		if err != nil {
+			break // fewer descriptors: reads wait for each other
+		}
+		k.fds = append(k.fds, f)
+		k.free <- f
+	}
+	return k
+}
+
+func (k *kcoreReader) ReadAt(p []byte, off int64) (int, error) {
+	r := <-k.free
+	defer func() { k.free <- r }()
+	return r.ReadAt(p, off)
+}
+
+func (k *kcoreReader) Close() error {
+	for _, f := range k.fds {
+		f.Close()
+	}
+	return nil
 }

@@ -23,6 +23,10 @@ const (
 	ptNote        = 4
 	pnXNum        = 0xffff
 
+	// noPhysAddr is the p_paddr /proc/kcore gives segments with no
+	// physical address of their own (vmalloc, modules, vmemmap).
+	noPhysAddr = math.MaxUint64
+
 	// dumpELFIncomplete is makedumpfile's DUMP_ELF_INCOMPLETE, set in
 	// e_flags when it could not write the whole dump.
 	dumpELFIncomplete = 0x1
@@ -149,6 +153,7 @@ func (d *Dump) openELF() error {
 	d.incomplete = eflags&dumpELFIncomplete != 0
 	d.pageSize = 4096
 
+	virtOnly := int64(-1) // offset of the first PT_LOAD without a physical address
 	for i := uint64(0); i < phnum; i++ {
 		p := fields{b: ph[i*elfPhdrSize : (i+1)*elfPhdrSize], bo: bo}
 		typ := p.u32(0)
@@ -157,6 +162,14 @@ func (d *Dump) openELF() error {
 		phOff := int64(phoff + i*elfPhdrSize)
 		switch typ {
 		case ptLoad:
+			if paddr == noPhysAddr && memsz > 0 {
+				// Only /proc/kcore writes these (decided once its notes
+				// are read): they alias memory its RAM segments hold.
+				if virtOnly < 0 {
+					virtOnly = phOff
+				}
+				continue
+			}
 			if paddr+memsz < paddr || off+filesz < off {
 				return &FormatError{d.name, phOff, "PT_LOAD address or offset range overflows"}
 			}
@@ -185,6 +198,12 @@ func (d *Dump) openELF() error {
 		}
 	}
 	d.finishNotes()
+	if virtOnly >= 0 && !d.live {
+		return &FormatError{d.name, virtOnly, "PT_LOAD address or offset range overflows"}
+	}
+	if d.live {
+		e.segs = directMapSegments(e.segs)
+	}
 	if ps := pageSizeFromVMCOREINFO(d.vmcoreinfo); ps != 0 {
 		d.pageSize = ps
 	}
@@ -415,4 +434,30 @@ func pageSizeFromVMCOREINFO(info []byte) uint64 {
 		}
 	}
 	return 0
+}
+
+// directMapSegments keeps, of /proc/kcore's segments with a physical
+// address, those of the direct map: the RAM segments, which share one
+// virtual-physical offset. The kernel image's alias (KCORE_TEXT, p_paddr
+// from __pa_symbol) is left out: it holds the same physical pages, but x86
+// unmaps freed init memory from that alias, so reading those pages —
+// ordinary memory again, slabs among it — through it gives zeros, not what
+// the direct map holds.
+func directMapSegments(segs []Segment) []Segment {
+	size := map[uint64]uint64{}
+	var best uint64
+	for _, s := range segs {
+		delta := s.VAddr - s.PAddr
+		size[delta] += s.MemSize
+		if size[delta] > size[best] {
+			best = delta
+		}
+	}
+	out := segs[:0]
+	for _, s := range segs {
+		if s.VAddr-s.PAddr == best {
+			out = append(out, s)
+		}
+	}
+	return out
 }

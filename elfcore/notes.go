@@ -11,6 +11,7 @@ import (
 // Note types and names this package decodes.
 const (
 	ntPRStatus   = 1 // NT_PRSTATUS, name "CORE"
+	ntTaskStruct = 4 // NT_TASKSTRUCT, name "CORE": /proc/kcore's reader
 	ntVMCOREINFO = 0 // name "VMCOREINFO"
 	ntQEMU       = 0 // name "QEMU": QEMUCPUState
 
@@ -52,6 +53,10 @@ func (d *Dump) finishNotes() {
 			if s, ok := parsePRStatus(n.Desc, d.arch); ok {
 				d.prstatus = append(d.prstatus, s)
 			}
+		case n.Name == "CORE" && n.Type == ntTaskStruct:
+			// Only /proc/kcore carries the reader's task_struct: the
+			// memory is the running kernel's.
+			d.live = true
 		case n.Name == "QEMU" && n.Type == ntQEMU:
 			if s, ok := parseQEMUCPUState(n.Desc); ok {
 				d.qemu = append(d.qemu, s)

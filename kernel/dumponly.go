@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vmleak/vmleak/kdwarf"
+	"github.com/vmleak/vmleak/vmcoreinfo"
 )
 
 // Dump-only mode: with no vmlinux, the kernel's types and symbols come
@@ -40,13 +41,20 @@ type Origin struct {
 	BTFAddr, BTFSize uint64
 	// Kallsyms is the number of kallsyms symbols read, in dump-only mode.
 	Kallsyms int
+	// LiveBTF and LiveKallsyms name the running kernel's files types and
+	// symbols were read from (/sys/kernel/btf/vmlinux, /proc/kallsyms)
+	// when the dump is /proc/kcore.
+	LiveBTF, LiveKallsyms string
 }
 
 // FromDump tells whether the types and symbols were read from the dump.
-func (o Origin) FromDump() bool { return o.Vmlinux == "" && o.BTFSize > 0 }
+func (o Origin) FromDump() bool { return o.Vmlinux == "" && (o.BTFSize > 0 || o.LiveBTF != "") }
 
 // TypesFrom describes where types come from, for `vmleak info`.
 func (o Origin) TypesFrom(source string) string {
+	if o.LiveBTF != "" {
+		return fmt.Sprintf("BTF of the running kernel (%s, %.1f MB)", o.LiveBTF, float64(o.BTFSize)/1e6)
+	}
 	if o.FromDump() {
 		return fmt.Sprintf("BTF from the dump (%.1f MB at %#x)", float64(o.BTFSize)/1e6, o.BTFAddr)
 	}
@@ -58,6 +66,9 @@ func (o Origin) TypesFrom(source string) string {
 
 // SymbolsFrom describes where symbols come from, for `vmleak info`.
 func (o Origin) SymbolsFrom() string {
+	if o.LiveKallsyms != "" {
+		return fmt.Sprintf("%s (%d)", o.LiveKallsyms, o.Kallsyms)
+	}
 	if o.FromDump() {
 		return fmt.Sprintf("kallsyms from the dump (%d)", o.Kallsyms)
 	}
@@ -71,6 +82,10 @@ func (k *Kernel) Origin() Origin {
 	}
 	return k.origin
 }
+
+// Live tells whether the kernel is the running one (/proc/kcore), whose
+// memory changes while it is read.
+func (k *Kernel) Live() bool { return k.dump.Live() }
 
 // FromDump tells whether types and symbols were read from the dump
 // (dump-only mode) rather than from a vmlinux.
@@ -104,6 +119,12 @@ func (k *Kernel) openFromDump() error {
 	if err := k.setupTranslation(root-startKernelMap+uint64(pb), false); err != nil {
 		return err
 	}
+	if k.dump.Live() {
+		done, err := k.openLiveSources(info)
+		if done || err != nil {
+			return err
+		}
+	}
 	if _, ok := info.Symbol("kallsyms_names"); !ok {
 		// Before 6.0 VMCOREINFO does not say where kallsyms is: search
 		// the image, from _text (the default CONFIG_PHYSICAL_START).
@@ -117,7 +138,6 @@ func (k *Kernel) openFromDump() error {
 	if err != nil {
 		return err
 	}
-	syms, secs := symbolsFromKallsyms(ks, info.KernelOffset)
 	start, stop, err := btfBounds(ks)
 	if err != nil {
 		return err
@@ -126,6 +146,16 @@ func (k *Kernel) openFromDump() error {
 	if err != nil {
 		return err
 	}
+	if err := k.useBTF(raw, ks, info); err != nil {
+		return err
+	}
+	k.origin = Origin{BTFAddr: start, BTFSize: stop - start, Kallsyms: len(ks)}
+	return nil
+}
+
+// useBTF serves types from raw BTF and symbols from kallsyms.
+func (k *Kernel) useBTF(raw []byte, ks []KSym, info *vmcoreinfo.Info) error {
+	syms, secs := symbolsFromKallsyms(ks, info.KernelOffset)
 	var buildID []byte
 	if info.BuildID != "" {
 		buildID, _ = hex.DecodeString(info.BuildID)
@@ -141,7 +171,6 @@ func (k *Kernel) openFromDump() error {
 		return err
 	}
 	k.types, k.ownTypes = f, true
-	k.origin = Origin{BTFAddr: start, BTFSize: stop - start, Kallsyms: len(ks)}
 	return nil
 }
 

@@ -10,6 +10,7 @@ package kernel
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -85,6 +86,10 @@ type Options struct {
 	// until the Kernel is closed, which leaves it open. Its build-id is
 	// checked against the dump like an opened one's.
 	Types *kdwarf.File
+	// LiveBTF and LiveKallsyms are the running kernel's BTF and symbol
+	// files, read when the dump is /proc/kcore and no vmlinux is used;
+	// DefaultLiveBTF and DefaultLiveKallsyms when empty.
+	LiveBTF, LiveKallsyms string
 }
 
 // Kernel is one crashed kernel: its dump, page tables, types and symbols.
@@ -101,12 +106,14 @@ type Kernel struct {
 	lay       Layout
 	debugDirs []string // roots searched for module debuginfo (Options.DebugDirs)
 
-	mu         sync.Mutex
-	warnings   []string
-	typeCache  sync.Map // string -> *kdwarf.Type
-	perCPU     []uint64 // __per_cpu_offset, loaded once
-	perCPUErr  error
-	perCPUOnce sync.Once
+	mu       sync.Mutex
+	warnings []string
+	// liveBTF, liveKallsyms: Options.LiveBTF and LiveKallsyms, defaulted.
+	liveBTF, liveKallsyms string
+	typeCache             sync.Map // string -> *kdwarf.Type
+	perCPU                []uint64 // __per_cpu_offset, loaded once
+	perCPUErr             error
+	perCPUOnce            sync.Once
 
 	// kallsymsFound are the kallsyms tables' addresses found by searching
 	// the kernel image (dump-only mode, kernels before 6.0).
@@ -207,7 +214,8 @@ func Open(dumpPath string, opts Options) (*Kernel, error) {
 // elfcore.NewDump); the Kernel takes ownership of d.
 func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	var err error
-	k := &Kernel{dump: d, path: dumpPath, debugDirs: opts.DebugDirs}
+	k := &Kernel{dump: d, path: dumpPath, debugDirs: opts.DebugDirs,
+		liveBTF: cmp.Or(opts.LiveBTF, DefaultLiveBTF), liveKallsyms: cmp.Or(opts.LiveKallsyms, DefaultLiveKallsyms)}
 	ok := false
 	defer func() {
 		if !ok {

@@ -14,6 +14,7 @@ type Summary struct {
 	Format        string      `json:"format"`
 	Compression   []string    `json:"compression"`
 	Incomplete    bool        `json:"incomplete"`
+	Live          bool        `json:"live,omitempty"` // /proc/kcore: the running kernel, changing under the reader
 	DumpLevel     *int32      `json:"dump_level,omitempty"`
 	Arch          string      `json:"arch"`
 	Release       string      `json:"release,omitempty"`
@@ -76,7 +77,7 @@ func (k *Kernel) Summary() *Summary {
 	d := k.dump
 	present, excluded, zero := d.PageCounts()
 	in := &Summary{
-		File: k.path, Format: d.Format().String(), Compression: d.Compression(), Incomplete: d.Incomplete(),
+		File: k.path, Format: d.Format().String(), Compression: d.Compression(), Incomplete: d.Incomplete(), Live: d.Live(),
 		Arch: d.Arch(), Release: k.release, PageSize: d.PageSize(),
 		PagesPresent: present, PagesExcluded: excluded, PagesZero: zero, VMCOREINFO: k.info != nil,
 	}
@@ -87,6 +88,12 @@ func (k *Kernel) Summary() *Summary {
 		in.PhysRanges = append(in.PhysRanges, PhysRange{Hex(r.Start), Hex(r.End)})
 	}
 	switch h := d.Kdump(); {
+	case d.Live() && k.types != nil:
+		// /proc/kcore has one NT_PRSTATUS (its reader's, zeroed): the
+		// kernel's own count of possible CPUs.
+		if offs, err := k.PerCPUOffsets(); err == nil {
+			in.CPUs = len(offs)
+		}
 	case h != nil && h.NrCPUs > 0:
 		in.CPUs = int(h.NrCPUs)
 		lvl := h.DumpLevel

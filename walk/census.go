@@ -24,6 +24,10 @@ type Census struct {
 	FreelistEncoding string `json:"freelist_encoding"`
 	// PagesScanned counts the struct pages the census visited.
 	PagesScanned uint64 `json:"pages_scanned"`
+	// Live is true when the memory was the running kernel's (/proc/kcore):
+	// each cache's counts are of a moment during the scan, and caches that
+	// changed under it are marked Moved.
+	Live bool `json:"live,omitempty"`
 }
 
 // CensusSchema is the version of the Census JSON this package writes.
@@ -62,6 +66,15 @@ type CacheStats struct {
 	// UnreadableSlabs could not be read from the dump; the cache is partial.
 	UnreadableSlabs int64    `json:"unreadable_slabs,omitempty"`
 	Corrupt         []string `json:"corrupt,omitempty"`
+
+	// Live kernels only. Moved: the cache changed while it was read (the
+	// census and the counters read after it differ, or a slab stayed torn);
+	// TornSlabs were still inconsistent after re-reading and are counted
+	// from their struct slab's own counters; GoneSlabs were freed or
+	// reused between the scan finding them and reading them.
+	Moved     bool  `json:"moved,omitempty"`
+	TornSlabs int64 `json:"torn_slabs,omitempty"`
+	GoneSlabs int64 `json:"gone_slabs,omitempty"`
 }
 
 // FreeCounts says where a cache's free objects are.

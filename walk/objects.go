@@ -71,6 +71,12 @@ func (s *slabState) allocated() int64 {
 // describing page frame pfn: its objects and which are free. An error means
 // the slab header itself is implausible; freelist problems are in errs.
 func (w *Walker) readSlab(ci *cacheInfo, slabVA, pfn uint64, raw []byte) (*slabState, error) {
+	return w.readSlabHeads(ci, slabVA, pfn, raw, w.cpuFree[slabVA])
+}
+
+// readSlabHeads is readSlab with the heads of the CPU freelists on the slab
+// given (a live kernel's, read again).
+func (w *Walker) readSlabHeads(ci *cacheInfo, slabVA, pfn uint64, raw []byte, cpuHeads []uint64) (*slabState, error) {
 	l := w.l
 	d := kernel.Decode(raw)
 	objects, freelist := d.Uint(l.slabObjects), d.Uint(l.slabFreelist)
@@ -97,7 +103,7 @@ func (w *Walker) readSlab(ci *cacheInfo, slabVA, pfn uint64, raw []byte) (*slabS
 	if s.nFree, err = w.walkFreelist(ci, s.r, freelist, s.free); err != nil {
 		s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: %w", slabVA, ci.stats.Name, err))
 	}
-	for _, head := range w.cpuFree[slabVA] {
+	for _, head := range cpuHeads {
 		nc, err := w.walkFreelist(ci, s.r, head, s.cpu)
 		s.nCPU += nc
 		if err != nil {

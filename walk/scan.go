@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/kernel/mm"
@@ -159,6 +160,7 @@ func (w *Walker) Census() (*Census, error) {
 	k := w.k
 	type acc struct {
 		slabs, total, alloc, slabFree, cpuFree, sheaf, rcu, unreadable int64
+		torn, gone                                                     int64
 		nodes                                                          map[int]*NodeStats
 		corrupt                                                        []string
 	}
@@ -168,8 +170,21 @@ func (w *Walker) Census() (*Census, error) {
 		accs[i] = make(map[*cacheInfo]*acc)
 	}
 	var unknown sync.Map
+	var liveUnknown atomic.Int64 // live: slabs naming no cache even when read again
 	scanned, unreadable, err := w.scanSlabs(func(wk int, s slabVisit) {
 		ci, cache := w.cacheOf(s.raw)
+		if ci == nil && w.live {
+			// Perhaps being made a slab of another cache as it was read.
+			if raw, err := w.slabHeader(s.slabVA); err == nil {
+				if ci, _ = w.cacheOf(raw); ci != nil {
+					s.raw = raw
+				}
+			}
+			if ci == nil {
+				liveUnknown.Add(1)
+				return
+			}
+		}
 		if ci == nil {
 			unknown.Store(s.slabVA, cache)
 			return
@@ -180,6 +195,31 @@ func (w *Walker) Census() (*Census, error) {
 			accs[wk][ci] = a
 		}
 		st, err := w.readSlab(ci, s.slabVA, s.pfn, s.raw)
+		if w.live && torn(st, err) {
+			var gone bool
+			var tc tornCount
+			if st, gone, tc = w.rereadLive(ci, s); gone {
+				a.gone++
+				return
+			} else if st == nil {
+				a.torn++
+				a.slabs++
+				a.total += tc.objects
+				a.alloc += tc.inuse
+				a.slabFree += tc.objects - tc.inuse
+				node, _ := w.mm.NodeOf(s.pfn)
+				nsx := a.nodes[node]
+				if nsx == nil {
+					nsx = &NodeStats{Node: node}
+					a.nodes[node] = nsx
+				}
+				nsx.Slabs++
+				nsx.Total += tc.objects
+				nsx.Allocated += tc.inuse
+				return
+			}
+			err = nil
+		}
 		if err != nil {
 			a.corrupt = append(a.corrupt, err.Error())
 			return
@@ -216,7 +256,7 @@ func (w *Walker) Census() (*Census, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Census{Schema: CensusSchema, Release: k.Release(), Dump: k.Path(), Method: "census", PagesScanned: scanned}
+	c := &Census{Schema: CensusSchema, Release: k.Release(), Dump: k.Path(), Method: "census", PagesScanned: scanned, Live: w.live}
 	if n := k.ZeroFilled(); n > 0 {
 		// --zero-fill: the result must say it stands partly on invented zeros.
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%d reads of memory missing from the dump returned zeros (--zero-fill): counts may be wrong", n))
@@ -228,6 +268,9 @@ func (w *Walker) Census() (*Census, error) {
 	}
 	if len(unreadable) > 0 || w.lost > 0 || w.namesLost > 0 {
 		c.Partial = true
+	}
+	if n := liveUnknown.Load(); n > 0 {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("live kernel: %d slab pages named no cache when read, twice (being allocated or freed): not counted", n))
 	}
 	unknown.Range(func(slab, cache any) bool {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("slab %#x belongs to %#x, not a cache on slab_caches", slab, cache))
@@ -252,6 +295,8 @@ func (w *Walker) Census() (*Census, error) {
 			total.sheaf += a.sheaf
 			total.rcu += a.rcu
 			total.unreadable += a.unreadable
+			total.torn += a.torn
+			total.gone += a.gone
 			total.corrupt = append(total.corrupt, a.corrupt...)
 			for n, ns := range a.nodes {
 				t := total.nodes[n]
@@ -268,6 +313,7 @@ func (w *Walker) Census() (*Census, error) {
 		cs.Free = FreeCounts{SlabFreelists: total.slabFree, CPUFreelists: total.cpuFree, Sheaves: total.sheaf}
 		cs.RCUPendingSlabs = total.rcu
 		cs.UnreadableSlabs = total.unreadable
+		cs.TornSlabs, cs.GoneSlabs = total.torn, total.gone
 		if total.unreadable > 0 {
 			c.Partial = true
 		}
@@ -295,6 +341,9 @@ func (w *Walker) Census() (*Census, error) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("cache %s: counters: %s", cs.Name, p))
 		}
 		w.explain(cs, len(unreadable) > 0 || k.ZeroFilled() > 0)
+		if w.live {
+			explainLive(cs)
+		}
 		if cs.UnreadableSlabs > 0 {
 			c.Partial = true
 		}

@@ -58,6 +58,11 @@ type Walker struct {
 
 	trackL trackLayout // struct track and SLAB_STORE_USER, probed on first use
 
+	// live: the kernel is running (live.go).
+	live bool
+	// cpuOffs are the per-CPU offsets of the CPUs whose state is read.
+	cpuOffs []uint64
+
 	mu       sync.Mutex
 	warnings []string
 	warnOnce sync.Once // the mem_section fallback, said once
@@ -105,7 +110,7 @@ func New(k *kernel.Kernel) (*Walker, error) {
 	if uint64(l.slabSize) > m.StructPageSize() {
 		return nil, fmt.Errorf("walk: struct slab (%d bytes) is larger than struct page (%d)", l.slabSize, m.StructPageSize())
 	}
-	w := &Walker{k: k, mm: m, l: l, byAddr: make(map[uint64]*cacheInfo), cpuFree: make(map[uint64][]uint64)}
+	w := &Walker{k: k, mm: m, l: l, byAddr: make(map[uint64]*cacheInfo), cpuFree: make(map[uint64][]uint64), live: k.Live()}
 	if !l.hardened {
 		w.enc.Store(encRaw)
 	}
@@ -152,6 +157,7 @@ func New(k *kernel.Kernel) (*Walker, error) {
 	if len(w.caches) == 0 {
 		return nil, fmt.Errorf("walk: no readable cache on slab_caches")
 	}
+	w.cpuOffs = offs
 	for _, ci := range w.caches {
 		w.readCPUState(ci, offs)
 	}

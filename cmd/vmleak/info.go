@@ -82,6 +82,8 @@ func writeInfo(w io.Writer, in *kernel.Summary, si *elfcore.SplitInfo) {
 	row("file", "%s", in.File)
 	status := "complete"
 	switch {
+	case in.Live:
+		status = "LIVE: the running kernel's memory, changing while it is read"
 	case in.Incomplete:
 		status = "INCOMPLETE (the dump tool did not finish writing it)"
 	case si != nil && !si.Complete():

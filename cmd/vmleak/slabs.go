@@ -317,14 +317,22 @@ func writeSlabsCSV(w io.Writer, cen *walk.Census, cols []string, owners map[stri
 // the JSON output has every detail.
 func warnCensus(w io.Writer, cen *walk.Census) {
 	const most = 10
-	var partial []string
+	var partial, moved []string
 	for _, c := range cen.Caches {
+		if c.Moved {
+			moved = append(moved, c.Name)
+		}
 		if c.Disagree {
 			fmt.Fprintf(w, "vmleak: warning: %s: census and counters disagree: %s\n", c.Name, c.Why)
 		}
 		if c.UnreadableSlabs > 0 {
 			partial = append(partial, fmt.Sprintf("%s (%d slabs)", c.Name, c.UnreadableSlabs))
 		}
+	}
+	if cen.Live && len(moved) > 0 {
+		// All of them: which counts are of one instant is the point.
+		fmt.Fprintf(w, "vmleak: live kernel: %d of %d caches changed while they were read (%s): their counts are of a moment during the scan\n",
+			len(moved), len(cen.Caches), strings.Join(moved, ", "))
 	}
 	if len(partial) > 0 {
 		more := ""

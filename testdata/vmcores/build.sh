@@ -5,6 +5,7 @@
 #   testdata/vmcores/build.sh kernels    # only download and extract kernels
 #   testdata/vmcores/build.sh NAME...    # only the named dumps (see dumps.sh)
 #   testdata/vmcores/build.sh --list     # names of all dumps
+#   testdata/vmcores/build.sh live BIN   # run the static vmleak BIN in a live guest (live.sh)
 #
 # Output goes to $VMLEAK_FIXTURES (default ${XDG_CACHE_HOME:-~/.cache}/vmleak/fixtures):
 #   debs/                 downloaded Debian packages (the download cache)
@@ -33,6 +34,8 @@ die() {
 . "$HERE/dumps.sh"
 # shellcheck source=derived.sh
 . "$HERE/derived.sh"
+# shellcheck source=live.sh
+. "$HERE/live.sh"
 
 install_tools() {
 	local need=() p
@@ -65,6 +68,12 @@ main() {
 	install_tools
 	local t0=$SECONDS
 	local names=("$@") suites=(bullseye bookworm trixie sid)
+	if [[ ${1:-} == live ]]; then
+		declare -gA REL
+		REL[$LIVE_SUITE]=$(fetch_kernel "$LIVE_SUITE")
+		run_live "${2:?usage: build.sh live BINARY}"
+		return
+	fi
 	if [[ ${1:-} != kernels ]]; then
 		((${#names[@]})) || mapfile -t names < <(all_dumps)
 		# Only the kernels the requested dumps boot.
