@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"sync/atomic"
+
+	"github.com/vmleak/vmleak/internal/regular"
 )
 
 // Format identifies the container a dump was read from.
@@ -101,16 +102,11 @@ type Dump struct {
 
 // Open opens the named file and probes its format. Close closes the file.
 func Open(path string) (*Dump, error) {
-	f, err := os.Open(path)
+	f, size, err := regular.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	d, err := NewDump(f, st.Size(), path)
+	d, err := NewDump(f, size, path)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -126,6 +122,9 @@ func Open(path string) (*Dump, error) {
 func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 	if size < 0 {
 		return nil, &FormatError{name, 0, "negative file size"}
+	}
+	if size == 0 {
+		return nil, &FormatError{name, 0, "empty file"}
 	}
 	var magic [16]byte
 	n, _ := r.ReadAt(magic[:], 0)
