@@ -173,6 +173,8 @@ func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 		if err != nil {
 			return nil, err
 		}
+		// No end record: the stream was cut short, whatever its header says.
+		d.incomplete = d.incomplete || !fr.ended
 	default:
 		if f := otherFormat(r, m); f != "" {
 			return nil, &UnsupportedFormatError{File: name, Format: f}
