@@ -22,7 +22,7 @@ func TestBadInputs(t *testing.T) {
 		edit func([]byte) []byte
 		want string // substring of the error; "" = ErrUnrecognizedFormat
 	}{
-		{"empty", nil, nil, ""},
+		{"empty", nil, nil, "empty file"},
 		{"garbage", []byte("hello, world, this is not a dump"), nil, ""},
 		{"elf-short", el, func(b []byte) []byte { return b[:40] }, "ELF header extends beyond end"},
 		{"elf-class-3", el, func(b []byte) []byte { b[4] = 3; return b }, "only ELF64"},

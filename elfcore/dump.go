@@ -9,6 +9,8 @@ import (
 	"os"
 	"slices"
 	"sync/atomic"
+
+	"github.com/vmleak/vmleak/internal/regular"
 )
 
 // Format identifies the container a dump was read from.
@@ -102,16 +104,11 @@ type Dump struct {
 
 // Open opens the named file and probes its format. Close closes the file.
 func Open(path string) (*Dump, error) {
-	f, err := os.Open(path)
+	f, size, err := regular.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	d, err := NewDump(f, st.Size(), path)
+	d, err := NewDump(f, size, path)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -144,6 +141,9 @@ func (cs closers) Close() error {
 func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 	if size < 0 {
 		return nil, &FormatError{name, 0, "negative file size"}
+	}
+	if size == 0 {
+		return nil, &FormatError{name, 0, "empty file"}
 	}
 	var magic [16]byte
 	n, _ := r.ReadAt(magic[:], 0)
@@ -195,6 +195,8 @@ func NewDump(r io.ReaderAt, size int64, name string) (*Dump, error) {
 		if err != nil {
 			return nil, err
 		}
+		// No end record: the stream was cut short, whatever its header says.
+		d.incomplete = d.incomplete || !fr.ended
 	default:
 		if f := otherFormat(r, m); f != "" {
 			return nil, &UnsupportedFormatError{File: name, Format: f}

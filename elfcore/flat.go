@@ -40,6 +40,9 @@ type flatReader struct {
 	size   int64        // logical size: end of the last extent
 	stored int64        // bytes the extents cover
 	ext    []flatExtent // sorted by log, non-overlapping
+	// ended is false for a stream without its {-1, -1} end record: the
+	// writer stopped early, and records after the last one may be lost.
+	ended bool
 }
 
 func newFlatReader(r io.ReaderAt, size int64, name string) (*flatReader, error) {
@@ -58,7 +61,7 @@ func newFlatReader(r io.ReaderAt, size int64, name string) (*flatReader, error) 
 	var recs []flatExtent
 	pos := int64(flatHeaderSize)
 	var rh [flatRecHdrSize]byte
-	sorted := true
+	sorted, ended := true, false
 	for pos < size {
 		if size-pos < flatRecHdrSize {
 			return nil, &FormatError{name, pos, "truncated flattened record header"}
@@ -68,6 +71,7 @@ func newFlatReader(r io.ReaderAt, size int64, name string) (*flatReader, error) 
 		}
 		off, n := int64(be.Uint64(rh[:])), int64(be.Uint64(rh[8:]))
 		if off == -1 && n == -1 {
+			ended = true
 			break
 		}
 		if off < 0 || n <= 0 {
@@ -88,7 +92,7 @@ func newFlatReader(r io.ReaderAt, size int64, name string) (*flatReader, error) 
 		recs = append(recs, flatExtent{log: off, stream: pos + flatRecHdrSize, n: n})
 		pos += flatRecHdrSize + n
 	}
-	fr := &flatReader{r: r}
+	fr := &flatReader{r: r, ended: ended}
 	if sorted {
 		fr.ext = recs
 	} else {

@@ -169,3 +169,18 @@ func TestFlatSparseLogicalSize(t *testing.T) {
 		})
 	}
 }
+
+// A stream without its end record was cut short by its writer: it reads,
+// but the dump is incomplete even when its header says otherwise.
+func TestFlatWithoutEndRecord(t *testing.T) {
+	kd := buildKdump(compressedKdumpSpec(t))
+	full := flatten(kd, 4096, false, false, 1)
+	if d := mustOpen(t, full); d.Incomplete() {
+		t.Fatal("a whole stream reads as incomplete")
+	}
+	cut := full[:len(full)-flatRecHdrSize]
+	d := mustOpen(t, cut)
+	if !d.Incomplete() {
+		t.Error("a stream without its end record reads as complete")
+	}
+}

@@ -4,9 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/vmleak/vmleak/internal/regular"
 )
 
 // RawLayout says where the bytes of a headerless physical memory image lie
@@ -25,16 +26,11 @@ type RawLayout struct {
 
 // OpenRaw opens a headerless memory image laid out as l.
 func OpenRaw(path string, l RawLayout) (*Dump, error) {
-	f, err := os.Open(path)
+	f, size, err := regular.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	d, err := NewRawDump(f, st.Size(), path, l)
+	d, err := NewRawDump(f, size, path, l)
 	if err != nil {
 		f.Close()
 		return nil, err

@@ -15,8 +15,8 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
-
 	"github.com/vmleak/vmleak/internal/elfnote"
+	"github.com/vmleak/vmleak/internal/regular"
 )
 
 // Errors.
@@ -136,7 +136,7 @@ func Open(path string, opts ...Option) (*File, error) {
 	default:
 		return nil, fmt.Errorf("kdwarf: unknown type source %q", f.cfg.source)
 	}
-	osf, err := os.Open(path)
+	osf, _, err := regular.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("kdwarf: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vmleak/vmleak/internal/fuzzseed"
 	"github.com/vmleak/vmleak/internal/oracle"
 )
 
@@ -364,8 +365,9 @@ func TestLineProgram(t *testing.T) {
 // A line program from the file decodes without panicking, whatever it
 // holds, in bounded time.
 func FuzzLineProgram(f *testing.F) {
-	f.Add(lineProgram(4))
-	f.Add(lineProgram(5))
+	for _, s := range lineProgramSeeds() {
+		f.Add(s[0].([]byte))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := readLineProg(b, 0, &debugSections{str: b, extra: map[string][]byte{".debug_line_str": b}}, binary.LittleEndian)
 		if err != nil {
@@ -418,7 +420,9 @@ func TestUnitLineAttrs(t *testing.T) {
 // A unit's first DIE decodes without panicking, whatever the unit and its
 // abbreviations hold.
 func FuzzUnitLineAttrs(f *testing.F) {
-	f.Add(unitSeed())
+	for _, s := range unitSeeds() {
+		f.Add(s[0].([]byte))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		secs, ok := splitSeed(b)
 		if !ok {
@@ -432,4 +436,14 @@ func FuzzUnitLineAttrs(f *testing.F) {
 			unitLineAttrs(secs.info[u.hdr:u.end], u, secs, binary.LittleEndian)
 		}
 	})
+}
+
+func lineProgramSeeds() [][]any { return [][]any{{lineProgram(4)}, {lineProgram(5)}} }
+
+func unitSeeds() [][]any { return [][]any{{unitSeed()}} }
+
+func TestWriteLineSeeds(t *testing.T) {
+	fuzzseed.Enabled(t)
+	fuzzseed.Write(t, "FuzzLineProgram", lineProgramSeeds())
+	fuzzseed.Write(t, "FuzzUnitLineAttrs", unitSeeds())
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/vmleak/vmleak/internal/fuzzseed"
 )
 
 // Positions in a 4 KiB ring: wrap w, index i.
@@ -104,10 +106,9 @@ func TestRingChecks(t *testing.T) {
 // FuzzTextSpan: whatever the positions, a span without error lies in the
 // ring with room for the block id and the text.
 func FuzzTextSpan(f *testing.F) {
-	f.Add(uint64(12), lpos(3, 16), lpos(3, 64), uint64(40))
-	f.Add(uint64(12), lpos(3, 4000), lpos(4, 48), uint64(40))
-	f.Add(uint64(12), ^uint64(0)-95, uint64(48), uint64(40))
-	f.Add(uint64(0), uint64(0), uint64(8), uint64(1))
+	for _, s := range textSpanSeeds() {
+		f.Add(s[0].(uint64), s[1].(uint64), s[2].(uint64), s[3].(uint64))
+	}
 	f.Fuzz(func(t *testing.T, sizeBits, begin, next, tlen uint64) {
 		r := textRing{va: 0xffff888001000000, size: 1 << (sizeBits % 40)}
 		if sizeBits%7 == 0 {
@@ -121,4 +122,18 @@ func FuzzTextSpan(f *testing.F) {
 			t.Fatalf("ring of %d: [%#x,%#x) text %d gave offset %#x", r.size, begin, next, tlen, off)
 		}
 	})
+}
+
+func textSpanSeeds() [][]any {
+	return [][]any{
+		{uint64(12), lpos(3, 16), lpos(3, 64), uint64(40)},
+		{uint64(12), lpos(3, 4000), lpos(4, 48), uint64(40)},
+		{uint64(12), ^uint64(0) - 95, uint64(48), uint64(40)},
+		{uint64(0), uint64(0), uint64(8), uint64(1)},
+	}
+}
+
+func TestWriteTextSpanSeeds(t *testing.T) {
+	fuzzseed.Enabled(t)
+	fuzzseed.Write(t, "FuzzTextSpan", textSpanSeeds())
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vmleak/vmleak/internal/fuzzseed"
 )
 
 // testXA is struct xa_node as x86_64 lays it out with XA_CHUNK_SHIFT 6:
@@ -119,44 +121,57 @@ func TestXArrayWalk(t *testing.T) {
 // FuzzXArrayWalk walks nodes of arbitrary bytes: the walk ends (within
 // its limit), never panics, and yields strictly increasing indices.
 func FuzzXArrayWalk(f *testing.F) {
+	for _, s := range xarraySeeds() {
+		f.Add(s[0].(uint8), s[1].([]byte))
+	}
+	f.Fuzz(fuzzXArrayWalk)
+}
+
+func TestWriteXArraySeeds(t *testing.T) {
+	fuzzseed.Enabled(t)
+	fuzzseed.Write(t, "FuzzXArrayWalk", xarraySeeds())
+}
+
+// xarraySeeds are a leaf node, a root with one leaf, and a short buffer.
+func xarraySeeds() [][]any {
 	leaf := make([]byte, testXA.size)
 	binary.LittleEndian.PutUint64(leaf[40:], 0xffff888003000000)
 	binary.LittleEndian.PutUint64(leaf[40+8*9:], 0x2b)
-	f.Add(uint8(0), leaf)
+	out := [][]any{{uint8(0), leaf}}
 	two := make([]byte, 2*testXA.size)
 	two[0] = 6
 	binary.LittleEndian.PutUint64(two[40+8:], xaFuzzBase+uint64(testXA.size)|2)
 	two[testXA.size+1] = 1
 	binary.LittleEndian.PutUint64(two[testXA.size+8:], xaFuzzBase)
 	binary.LittleEndian.PutUint64(two[testXA.size+40+8*5:], 0xffff888003000008)
-	f.Add(uint8(0), two)
-	f.Add(uint8(3), []byte{1, 2, 3})
-	f.Fuzz(func(t *testing.T, headSel uint8, mem []byte) {
-		m := xaNodes{}
-		for i := 0; i*int(testXA.size) < len(mem) && i < 8; i++ {
-			b := make([]byte, testXA.size)
-			copy(b, mem[i*int(testXA.size):])
-			m[xaFuzzBase+uint64(i)*uint64(testXA.size)] = b
+	return append(out, []any{uint8(0), two}, []any{uint8(3), []byte{1, 2, 3}})
+}
+
+func fuzzXArrayWalk(t *testing.T, headSel uint8, mem []byte) {
+	m := xaNodes{}
+	for i := 0; i*int(testXA.size) < len(mem) && i < 8; i++ {
+		b := make([]byte, testXA.size)
+		copy(b, mem[i*int(testXA.size):])
+		m[xaFuzzBase+uint64(i)*uint64(testXA.size)] = b
+	}
+	head := xaFuzzBase + uint64(headSel%8)*uint64(testXA.size) | 2
+	if headSel >= 128 {
+		head = uint64(headSel) // a lone or internal entry
+	}
+	const limit = 1000
+	n, last := 0, uint64(0)
+	for e, err := range walkXArray(m.read, testXA, 0xffffffff82100000, head, limit) {
+		if err != nil {
+			break
 		}
-		head := xaFuzzBase + uint64(headSel%8)*uint64(testXA.size) | 2
-		if headSel >= 128 {
-			head = uint64(headSel) // a lone or internal entry
+		if n > 0 && e.Index <= last {
+			t.Fatalf("index %d after %d", e.Index, last)
 		}
-		const limit = 1000
-		n, last := 0, uint64(0)
-		for e, err := range walkXArray(m.read, testXA, 0xffffffff82100000, head, limit) {
-			if err != nil {
-				break
-			}
-			if n > 0 && e.Index <= last {
-				t.Fatalf("index %d after %d", e.Index, last)
-			}
-			last = e.Index
-			if n++; n > limit {
-				t.Fatalf("%d entries past the limit", n)
-			}
+		last = e.Index
+		if n++; n > limit {
+			t.Fatalf("%d entries past the limit", n)
 		}
-	})
+	}
 }
 
 const xaFuzzBase = 0xffff888001000000

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/vmleak/vmleak/internal/regular"
 )
 
 // Format is a summary's encoding.
@@ -91,7 +92,7 @@ func Sniff(head []byte) (Format, bool) {
 
 // IsSummary tells whether the file at path is a summary (by its content).
 func IsSummary(path string) (Format, bool, error) {
-	f, err := os.Open(path)
+	f, _, err := regular.Open(path)
 	if err != nil {
 		return "", false, err
 	}
@@ -154,11 +155,15 @@ func WriteFile(path string, s *Summary, f Format) error {
 	return os.Rename(tmp.Name(), path)
 }
 
+// maxSummaryBytes bounds a summary file read whole: a fleet summary is a
+// few hundred KB.
+const maxSummaryBytes = 1 << 30
+
 // ReadFile reads and validates a summary, in either format (told by its
 // content, not its name). Every failure is an *Error naming the file, and
 // the field where there is one.
 func ReadFile(path string) (*Summary, error) {
-	b, err := os.ReadFile(path)
+	b, err := regular.ReadFile(path, maxSummaryBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/parquet-go/parquet-go"
-
+	"github.com/vmleak/vmleak/internal/fuzzseed"
 	"github.com/vmleak/vmleak/internal/goldenfile"
 	"github.com/vmleak/vmleak/internal/summarytest"
 	"github.com/vmleak/vmleak/summary"
@@ -140,12 +140,9 @@ func TestFormatOf(t *testing.T) {
 
 // FuzzDecode: whatever the bytes, a summary or an *Error, never a panic.
 func FuzzDecode(f *testing.F) {
-	var b bytes.Buffer
-	summary.Encode(&b, summarytest.Before(), summary.JSON)
-	f.Add(b.Bytes())
-	b.Reset()
-	summary.Encode(&b, summarytest.Before(), summary.Parquet)
-	f.Add(b.Bytes())
+	for _, s := range decodeSeeds() {
+		f.Add(s[0].([]byte))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := summary.Decode("fuzz", data)
 		var se *summary.Error
@@ -176,4 +173,20 @@ func TestCorruptedSummaries(t *testing.T) {
 			}
 		}
 	}
+}
+
+// decodeSeeds are the test summary in both encodings.
+func decodeSeeds() [][]any {
+	var out [][]any
+	for _, format := range []summary.Format{summary.JSON, summary.Parquet} {
+		var b bytes.Buffer
+		summary.Encode(&b, summarytest.Before(), format)
+		out = append(out, []any{b.Bytes()})
+	}
+	return out
+}
+
+func TestWriteDecodeSeeds(t *testing.T) {
+	fuzzseed.Enabled(t)
+	fuzzseed.Write(t, "FuzzDecode", decodeSeeds())
 }

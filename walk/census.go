@@ -16,8 +16,9 @@ type Census struct {
 	Method   string        `json:"method"` // "census" (per object) — counters are kept per cache
 	Caches   []*CacheStats `json:"caches"`
 	Warnings []string      `json:"warnings,omitempty"`
-	// Partial is true when some slab memory could not be read: the affected
-	// caches say how many slabs they could not read.
+	// Partial is true when some slab memory could not be read, or some
+	// slab's metadata was corrupt: the affected caches say how many slabs
+	// they could not read (UnreadableSlabs) and what was corrupt (Corrupt).
 	Partial bool `json:"partial"`
 	// FreelistEncoding is how free pointers were stored: "swab", "plain"
 	// (hardened without swab, before v5.7) or "raw" (not hardened).

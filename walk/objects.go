@@ -13,6 +13,19 @@ var ErrNotSlab = errors.New("walk: not a slab object")
 // ErrNoCache: no cache of that name is on slab_caches.
 var ErrNoCache = errors.New("walk: no such cache")
 
+// ErrCachesLost: no cache of that name was read, but some caches could not
+// be (their kmem_cache or name is unreadable or implausible): the cache
+// asked for may be one of them.
+var ErrCachesLost = errors.New("walk: cache not found among those read")
+
+// noCache is the error for a cache name not found among w's caches.
+func (w *Walker) noCache(cache string) error {
+	if w.lost > 0 || w.namesLost > 0 {
+		return fmt.Errorf("%w: %q, and %d caches could not be read (see the warnings): it may be one of them", ErrCachesLost, cache, w.lost+w.namesLost)
+	}
+	return fmt.Errorf("%w: %q (aliases name the cache they merged into: see slabs --wide)", ErrNoCache, cache)
+}
+
 // Object is one slab object.
 type Object struct {
 	Cache     string `json:"cache"`
@@ -190,7 +203,7 @@ func (w *Walker) Objects(cache string, all bool, yield func(Object, error) bool)
 		}
 	}
 	if ci == nil {
-		return fmt.Errorf("%w: %q (aliases name the cache they merged into: see slabs --wide)", ErrNoCache, cache)
+		return w.noCache(cache)
 	}
 	stop := false
 	_, unreadable, err := w.scanSlabsOrdered(func(s slabVisit) bool {

@@ -314,7 +314,10 @@ func (w *Walker) Census() (*Census, error) {
 		cs.RCUPendingSlabs = total.rcu
 		cs.UnreadableSlabs = total.unreadable
 		cs.TornSlabs, cs.GoneSlabs = total.torn, total.gone
-		if total.unreadable > 0 {
+		// A slab whose metadata is corrupt (a freelist that loops or leaves
+		// the slab) was counted as far as it could be: the cache's counts
+		// are not known to be right.
+		if total.unreadable > 0 || len(total.corrupt) > 0 {
 			c.Partial = true
 		}
 		sort.Strings(total.corrupt)

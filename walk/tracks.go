@@ -171,7 +171,7 @@ func (w *Walker) Tracks(cache string, all bool, yield func(Object, Tracks, error
 	if cache != "" {
 		ci := w.cacheByName(cache)
 		if ci == nil {
-			return fmt.Errorf("%w: %q (aliases name the cache they merged into: see slabs --wide)", ErrNoCache, cache)
+			return w.noCache(cache)
 		}
 		if ci.stats.Flags&t.storeUser == 0 {
 			return fmt.Errorf("%w: %s (flags %#x; %s)", ErrNoTracks, cache, ci.stats.Flags, t.flagFrom)

@@ -386,6 +386,12 @@ func (e *freelistError) Error() string {
 // (one bit per object index) and returns how many it marked. It stops at a
 // pointer outside the slab, a repeated object or an unreadable link.
 func (w *Walker) walkFreelist(ci *cacheInfo, r slabRange, head uint64, free []uint64) (int64, error) {
+	return w.walkFreelistIn(w.k.ReadPtr, ci, r, head, free)
+}
+
+// walkFreelistIn is walkFreelist reading the links with readPtr (kernel
+// memory, or a map in the fuzz test).
+func (w *Walker) walkFreelistIn(readPtr func(uint64) (uint64, error), ci *cacheInfo, r slabRange, head uint64, free []uint64) (int64, error) {
 	var n int64
 	obj := head
 	for obj != 0 {
@@ -400,7 +406,7 @@ func (w *Walker) walkFreelist(ci *cacheInfo, r slabRange, head uint64, free []ui
 		free[i/64] |= 1 << (i % 64)
 		n++
 		ptrAddr := obj + ci.offset
-		stored, err := w.k.ReadPtr(ptrAddr)
+		stored, err := readPtr(ptrAddr)
 		if err != nil {
 			return n, err
 		}

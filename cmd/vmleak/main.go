@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	cmd.SetErr(stderr)
 	err := cmd.Execute()
 	if err != nil {
-		fmt.Fprintf(stderr, "vmleak: %v\n", err)
+		fmt.Fprintf(stderr, "vmleak: %s%v\n", unnamedInput(err, args), err)
 	}
 	return exitCode(err)
 }
@@ -73,6 +73,26 @@ func inputFiles(args []string) []string {
 
 // inputsOf names the files among a command line's arguments, for the one
 // line a panic leaves: which input made vmleak fail.
+// unnamedInput is "FILE: " when err is about unusable or mismatched input
+// but names none of the input files (a read deep in the kernel's memory
+// names only the address), so that the one error line says which file.
+func unnamedInput(err error, args []string) string {
+	if c := exitCode(err); c != ExitInput && c != ExitMismatch {
+		return ""
+	}
+	files := inputFiles(args)
+	msg := err.Error()
+	for _, f := range files {
+		if strings.Contains(msg, f) {
+			return ""
+		}
+	}
+	if len(files) == 0 {
+		return ""
+	}
+	return files[0] + ": "
+}
+
 func inputsOf(args []string) string {
 	files := inputFiles(args)
 	if len(files) == 0 {

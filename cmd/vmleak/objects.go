@@ -48,6 +48,10 @@ With --all, free objects are listed too, with where they are free.
 			switch {
 			case errors.Is(err, walk.ErrNoCache):
 				return &usageError{msg: err.Error()}
+			case errors.Is(err, walk.ErrCachesLost):
+				printWarnings(c.ErrOrStderr(), wk.Warnings())
+				printWarnings(c.ErrOrStderr(), k.Warnings())
+				return fmt.Errorf("%w: %v", errPartial, err)
 			case err != nil:
 				return classify(err)
 			}

@@ -9,8 +9,8 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-
 	"github.com/vmleak/vmleak/elfcore"
+	"github.com/vmleak/vmleak/internal/regular"
 	"github.com/vmleak/vmleak/kdwarf"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/vmcoreinfo"
@@ -164,7 +164,7 @@ func (g *globalOptions) rawLayout() (*elfcore.RawLayout, error) {
 	case g.rawRanges != "":
 		var rs []elfcore.Range
 		var err error
-		if f, oerr := os.Open(g.rawRanges); oerr == nil {
+		if f, _, oerr := regular.Open(g.rawRanges); oerr == nil {
 			rs, err = elfcore.ParseIomem(f)
 			f.Close()
 		} else {
@@ -193,6 +193,7 @@ func classify(err error) error {
 		uae *kernel.UnsupportedArchError
 		se  *elfcore.SplitError
 		ue  *usageError
+		nre *regular.NotRegularError
 	)
 	switch {
 	case errors.As(err, &ue):
@@ -202,7 +203,7 @@ func classify(err error) error {
 	case errors.Is(err, elfcore.ErrUnrecognizedFormat), errors.Is(err, kernel.ErrNoVmlinux), errors.Is(err, kernel.ErrUnsupported),
 		errors.As(err, &fe), errors.As(err, &mp), errors.As(err, &pe), errors.As(err, &te), errors.As(err, &re),
 		errors.As(err, &vpe), errors.As(err, &pth), errors.Is(err, kdwarf.ErrNotFound), errors.Is(err, kdwarf.ErrNoTypes),
-		errors.As(err, &ufe), errors.As(err, &uae), errors.As(err, &se),
+		errors.As(err, &ufe), errors.As(err, &uae), errors.As(err, &se), errors.As(err, &nre),
 		errors.Is(err, io.ErrUnexpectedEOF):
 		return &inputError{err}
 	}

@@ -113,6 +113,9 @@ func (g *globalOptions) openDump(dump string, opts kernel.Options, quiet bool) (
 			return nil, err
 		}
 	}
+	if k.Dump().Incomplete() {
+		k.Warnf("%s: the dump is marked incomplete (its writer did not finish): a page it lacks is reported where it is read", dump)
+	}
 	if si := k.Dump().Split(); si != nil && !si.Complete() {
 		g.splits.noteLone(lonePartMsg(parts[0], si), quiet)
 	}
