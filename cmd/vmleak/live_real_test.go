@@ -54,6 +54,9 @@ func liveBinary(t *testing.T) string {
 
 func loadLive(t *testing.T) *liveRun {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("the live lab's results are checked by the full run (-short: the race run)")
+	}
 	r := &liveRun{dir: filepath.Join(fixture.Dir(), "live", "bookworm")}
 	b, err := os.ReadFile(filepath.Join(r.dir, "manifest.json"))
 	if err != nil {
