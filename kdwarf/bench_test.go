@@ -56,7 +56,7 @@ func BenchmarkColdIndex(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
+			f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir), WithStartupCache(""))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -74,7 +74,7 @@ func BenchmarkColdIndex(b *testing.B) {
 func BenchmarkWarm(b *testing.B) {
 	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
 		dir := b.TempDir()
-		f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
+		f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir), WithStartupCache(""))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func BenchmarkWarm(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b, cpuTime())
 		for b.Loop() {
-			f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir))
+			f, err := Open(k.Vmlinux(), WithSource(SourceDWARF), WithCacheDir(dir), WithStartupCache(""))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -102,7 +102,7 @@ func BenchmarkBTF(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b, cpuTime())
 		for b.Loop() {
-			f, err := Open(k.Vmlinux(), WithSource(SourceBTF))
+			f, err := Open(k.Vmlinux(), WithSource(SourceBTF), WithStartupCache(""))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -112,22 +112,64 @@ func BenchmarkBTF(b *testing.B) {
 	})
 }
 
-// BenchmarkSymbols loads .symtab and resolves one address.
+// BenchmarkSymbols loads .symtab and resolves one address; "cached" reads
+// the symbols from the start-up cache instead.
 func BenchmarkSymbols(b *testing.B) {
 	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
+		b.Run("symtab", func(b *testing.B) { benchSymbols(b, k, "") })
+		b.Run("cached", func(b *testing.B) { benchSymbols(b, k, b.TempDir()) })
+	})
+}
+
+func benchSymbols(b *testing.B, k *fixture.Kernel, cache string) {
+	f, err := Open(k.Vmlinux(), WithStartupCache(cache))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.Symbol("kmem_cache_free") // fills the cache
+	f.Close()
+	b.ReportAllocs()
+	defer reportCPU(b, cpuTime())
+	for b.Loop() {
+		f, err := Open(k.Vmlinux(), WithStartupCache(cache))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := f.Symbol("kmem_cache_free") // in every lab kernel (7.x has no kmem_cache_alloc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, ok := f.SymbolAt(s.Value + 1); !ok {
+			b.Fatal("SymbolAt")
+		}
+		if f.SymbolsFromCache() != (cache != "") {
+			b.Fatal("start-up cache not used as asked")
+		}
+		f.Close()
+	}
+}
+
+// BenchmarkTypesCached is BenchmarkBTF's 30 lookups answered by the
+// start-up cache, BTF never parsed.
+func BenchmarkTypesCached(b *testing.B) {
+	forKernels(b, func(b *testing.B, k *fixture.Kernel) {
+		dir := b.TempDir()
+		f, err := Open(k.Vmlinux(), WithSource(SourceBTF), WithStartupCache(dir))
+		if err != nil {
+			b.Fatal(err)
+		}
+		lookupAll(b, f)
+		f.Close() // writes the cache
 		b.ReportAllocs()
 		defer reportCPU(b, cpuTime())
 		for b.Loop() {
-			f, err := Open(k.Vmlinux())
+			f, err := Open(k.Vmlinux(), WithSource(SourceBTF), WithStartupCache(dir))
 			if err != nil {
 				b.Fatal(err)
 			}
-			s, err := f.Symbol("kmem_cache_free") // in every lab kernel (7.x has no kmem_cache_alloc)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, _, ok := f.SymbolAt(s.Value + 1); !ok {
-				b.Fatal("SymbolAt")
+			lookupAll(b, f)
+			if f.btfDone {
+				b.Fatal("BTF parsed")
 			}
 			f.Close()
 		}

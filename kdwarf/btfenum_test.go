@@ -14,7 +14,7 @@ import (
 func TestScanBTFEnumsMatchesSpec(t *testing.T) {
 	for _, k := range fixture.Kernels() {
 		t.Run(k.Release, func(t *testing.T) {
-			f, err := Open(k.Vmlinux())
+			f, err := Open(k.Vmlinux(), WithStartupCache(""))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestScanBTFEnumsBadInput(t *testing.T) {
 func TestReadSymtabMatchesDebugELF(t *testing.T) {
 	for _, k := range fixture.Kernels() {
 		t.Run(k.Release, func(t *testing.T) {
-			f, err := Open(k.Vmlinux())
+			f, err := Open(k.Vmlinux(), WithStartupCache(""))
 			if err != nil {
 				t.Fatal(err)
 			}

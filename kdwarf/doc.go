@@ -48,6 +48,16 @@
 // section ".data..percpu" and their value is the offset within the per-CPU
 // area. For a relocatable module, values are relative to their Section.
 //
+// # Start-up cache
+//
+// A linked file with a build-id keeps what opening it derives in a
+// start-up cache (see [WithStartupCache], default
+// [DefaultStartupCacheDir]): its symbol table, and every type, enumerator
+// and Has answer asked of it with the layouts, so the next Open of the same
+// file (path, size, mtime, build-id; and type source) answers without
+// decoding .symtab or parsing BTF or DWARF. The files are validated before
+// use and ignored when anything is off ([CacheError]).
+//
 // # Source lines
 //
 // [File.LineAt] (a vmlinux, by link-time address) and [File.SectionLineAt]

@@ -48,8 +48,9 @@ const (
 )
 
 type config struct {
-	source   TypeSource
-	cacheDir string // "" disables the on-disk index
+	source     TypeSource
+	cacheDir   string // "" disables the on-disk index
+	startupDir string // "" disables the start-up cache (symcache.go)
 }
 
 // An Option configures Open.
@@ -112,8 +113,17 @@ type File struct {
 	byName  map[string]*Type
 	enumVal map[string]int64
 
-	syms   *symtab
-	symErr error
+	syms        *symtab
+	symErr      error
+	symCacheErr error // why the start-up cache was not used, if it was not
+
+	// The start-up cache (symcache.go, typecache.go).
+	key            string
+	keyDone        bool
+	tcLoaded       bool
+	tc             typeAnswers
+	typeCacheErr   error
+	typesFromCache bool
 
 	// Line tables, indexed on first use.
 	lines    *lineIndex
@@ -127,7 +137,7 @@ type File struct {
 // An uncompressed file is memory-mapped until Close; it must not be
 // truncated meanwhile. A compressed one is decompressed into memory.
 func Open(path string, opts ...Option) (*File, error) {
-	f := &File{path: path, cfg: config{source: SourceAuto, cacheDir: DefaultCacheDir()}}
+	f := &File{path: path, cfg: config{source: SourceAuto, cacheDir: DefaultCacheDir(), startupDir: DefaultStartupCacheDir()}}
 	for _, o := range opts {
 		o(&f.cfg)
 	}
@@ -215,6 +225,7 @@ func (f *File) Close() error {
 	if f.closed {
 		return nil
 	}
+	f.saveTypeCache()
 	f.closed = true
 	f.dw = nil
 	f.btf = nil
@@ -286,13 +297,29 @@ func (f *File) Source() string {
 	if f.closed {
 		return f.source
 	}
+	f.loadTypeCache()
+	if f.source != "" {
+		return f.source // decided, or read from the cache: nothing to load
+	}
 	f.decide()
 	return f.source
 }
 
-// decide picks the primary source. f.mu is held.
+// decide picks the primary source and loads it. f.mu is held.
 func (f *File) decide() {
+	f.loadTypeCache()
 	if f.source != "" {
+		// Decided, or read from the cache: load it if that is not done.
+		var err error
+		switch f.source {
+		case "btf":
+			err = f.loadBTF()
+		case "dwarf":
+			err = f.loadDWARF()
+		}
+		if err != nil {
+			f.source = ""
+		}
 		return
 	}
 	wantBTF := f.cfg.source == SourceBTF ||
@@ -340,17 +367,26 @@ func (f *File) Type(name string) (*Type, error) {
 }
 
 func (f *File) typeLocked(name string) (*Type, error) {
+	f.loadTypeCache()
 	if t, ok := f.byName[name]; ok {
 		return t, nil
 	}
+	if err, ok := f.tc.typeMiss[name]; ok {
+		return nil, err
+	}
 	t, err := f.parseAndLookup(name)
 	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			f.tc.typeMiss[name] = err
+			f.tc.dirty = true
+		}
 		return nil, err
 	}
 	if f.byName == nil {
 		f.byName = make(map[string]*Type)
 	}
 	f.byName[name] = t
+	f.tc.dirty = true
 	return t, nil
 }
 
@@ -475,8 +511,12 @@ func (f *File) Enumerator(name string) (int64, error) {
 	if f.closed {
 		return 0, ErrClosed
 	}
+	f.loadTypeCache()
 	if v, ok := f.enumVal[name]; ok {
 		return v, nil
+	}
+	if err, ok := f.tc.enumMiss[name]; ok {
+		return 0, err
 	}
 	src, err := f.primary()
 	if err != nil {
@@ -489,12 +529,17 @@ func (f *File) Enumerator(name string) (int64, error) {
 		}
 	}
 	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			f.tc.enumMiss[name] = err
+			f.tc.dirty = true
+		}
 		return 0, err
 	}
 	if f.enumVal == nil {
 		f.enumVal = make(map[string]int64)
 	}
 	f.enumVal[name] = v
+	f.tc.dirty = true
 	return v, nil
 }
 
@@ -691,6 +736,38 @@ func canonicalBase(name string) string {
 // generated from its own DWARF, so a name BTF lacks, DWARF lacks too; the
 // fallback would only build a DWARF index to say no.
 func (f *File) Has(name string) bool {
+	return f.cachedHas(name, false, f.has)
+}
+
+// cachedHas answers Has (enum false) or HasEnumerator from the start-up
+// cache, or by ask, recording the answer.
+func (f *File) cachedHas(name string, enum bool, ask func(string) bool) bool {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return false
+	}
+	f.loadTypeCache()
+	m := f.tc.has
+	if enum {
+		m = f.tc.hasEnum
+	}
+	v, ok := m[name]
+	f.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = ask(name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		m[name] = v
+		f.tc.dirty = true
+	}
+	return v
+}
+
+func (f *File) has(name string) bool {
 	if f.primarySource() != "btf" {
 		_, err := f.Type(name)
 		return err == nil
@@ -712,6 +789,10 @@ func (f *File) Has(name string) bool {
 
 // HasEnumerator is Has for enum constants.
 func (f *File) HasEnumerator(name string) bool {
+	return f.cachedHas(name, true, f.hasEnumerator)
+}
+
+func (f *File) hasEnumerator(name string) bool {
 	if f.primarySource() != "btf" {
 		_, err := f.Enumerator(name)
 		return err == nil

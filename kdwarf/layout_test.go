@@ -153,7 +153,7 @@ var fieldTests = []struct {
 
 func openTest(t *testing.T, path string, opts ...Option) *File {
 	t.Helper()
-	opts = append([]Option{WithCacheDir(t.TempDir())}, opts...)
+	opts = append([]Option{WithCacheDir(t.TempDir()), WithStartupCache(t.TempDir())}, opts...)
 	f, err := Open(path, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +442,7 @@ func TestCompressed(t *testing.T) {
 func TestIndexCache(t *testing.T) {
 	so := object(t, "so")
 	dir := t.TempDir()
-	f, err := Open(so, WithCacheDir(dir))
+	f, err := Open(so, WithCacheDir(dir), WithStartupCache(""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestIndexCache(t *testing.T) {
 
 	check := func(name string, wantDisk bool) {
 		t.Helper()
-		f, err := Open(so, WithCacheDir(dir))
+		f, err := Open(so, WithCacheDir(dir), WithStartupCache(""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,7 +499,7 @@ func TestIndexCache(t *testing.T) {
 
 	// A well-formed index that lies (valid checksum, wrong offsets) is
 	// caught by the DIE check at lookup and rebuilt.
-	f, _ = Open(so, WithCacheDir(dir))
+	f, _ = Open(so, WithCacheDir(dir), WithStartupCache(""))
 	f.mu.Lock()
 	f.loadDWARF()
 	fp := f.dw.fingerprint()

@@ -19,7 +19,8 @@ func sampleFuncs(t testing.TB, f *File, secs map[string]bool, n int) []Symbol {
 		t.Fatal(err)
 	}
 	var all []Symbol
-	for _, s := range st.byAddr {
+	byAddr, _ := st.addrs()
+	for _, s := range byAddr {
 		if s.Kind == SymFunc && s.Size > 0 && secs[s.Section] {
 			all = append(all, s)
 		}

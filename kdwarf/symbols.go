@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // SymKind is the kind of a symbol.
@@ -50,11 +51,39 @@ type Symbol struct {
 // PerCPUSection is the section of per-CPU variables.
 const PerCPUSection = ".data..percpu"
 
+// symtab is a symbol table indexed by name and by address. Built from
+// .symtab (or kallsyms) it holds every index in memory; read from the
+// start-up cache (symcache.go) it answers names from the cache's own hash
+// table and decodes the address-sorted lists on first use.
 type symtab struct {
-	all    []Symbol // .symtab's named symbols, in table order
-	byName nameTable
-	byAddr []Symbol // sorted by Value; no per-CPU, absolute or section symbols
-	perCPU []Symbol // the per-CPU ones (.data..percpu), sorted by Value
+	all     []Symbol // .symtab's named symbols, in table order
+	byName  nameTable
+	addrIdx []int32 // indexes into all of byAddr, in its order
+	pcpuIdx []int32 // indexes into all of perCPU, in its order
+
+	cached   *symCache // set when read from the start-up cache
+	addrOnce sync.Once
+	byAddr   []Symbol // sorted by Value; no per-CPU, absolute or section symbols
+	perCPU   []Symbol // the per-CPU ones (.data..percpu), sorted by Value
+}
+
+// lookup finds a symbol by name: a global one wins over locals, else the
+// first in the table.
+func (st *symtab) lookup(name string) (Symbol, bool) {
+	if st.cached != nil {
+		return st.cached.lookup(name)
+	}
+	return st.byName.lookup(st.all, name)
+}
+
+// addrs returns byAddr and perCPU, decoding them from the cache on first use.
+func (st *symtab) addrs() (byAddr, perCPU []Symbol) {
+	st.addrOnce.Do(func() {
+		if st.cached != nil {
+			st.byAddr, st.perCPU = st.cached.addrLists()
+		}
+	})
+	return st.byAddr, st.perCPU
 }
 
 // symbols loads .symtab on first use.
@@ -67,11 +96,39 @@ func (f *File) symbols() (*symtab, error) {
 	if f.closed {
 		return nil, ErrClosed
 	}
+	key := f.cacheKey()
+	if key != "" {
+		if st := f.cachedSymbols(key); st != nil {
+			f.syms = st
+			return st, nil
+		}
+	}
 	f.syms, f.symErr = loadSymbols(f.ef, f.sectionData)
 	if f.symErr != nil {
 		f.symErr = fmt.Errorf("kdwarf: %s: %w", f.path, f.symErr)
+		return nil, f.symErr
 	}
-	return f.syms, f.symErr
+	if key != "" {
+		// Best effort: a read-only cache directory only costs speed.
+		_ = writeCacheFile(f.cachePath(key, ".sym"), encodeSymCache(key, f.syms))
+	}
+	return f.syms, nil
+}
+
+// StartupCacheError says why the start-up cache was not used for the
+// symbols loaded (a corrupt or foreign file, ignored and rewritten), or nil.
+func (f *File) StartupCacheError() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.symCacheErr
+}
+
+// SymbolsFromCache tells whether the symbols were read from the start-up
+// cache (after a first lookup).
+func (f *File) SymbolsFromCache() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.syms != nil && f.syms.cached != nil
 }
 
 func loadSymbols(ef *elf.File, data func(*elf.Section) ([]byte, error)) (*symtab, error) {
@@ -95,9 +152,9 @@ func newSymtab(raw []Symbol) *symtab {
 		switch sym.Section {
 		case "":
 		case PerCPUSection:
-			st.perCPU = append(st.perCPU, sym)
+			st.pcpuIdx = append(st.pcpuIdx, int32(i))
 		default:
-			st.byAddr = append(st.byAddr, sym)
+			st.addrIdx = append(st.addrIdx, int32(i))
 		}
 	}
 	// At one address, prefer sized symbols, then functions and objects,
@@ -116,18 +173,33 @@ func newSymtab(raw []Symbol) *symtab {
 		}
 		return r
 	}
-	order := func(a, b Symbol) int {
+	order := func(i, j int32) int {
+		a, b := &raw[i], &raw[j]
 		if c := cmp.Compare(a.Value, b.Value); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+		if c := cmp.Compare(rank(*a), rank(*b)); c != 0 {
 			return c
 		}
-		return strings.Compare(b.Name, a.Name) // deterministic: lowest name last wins
+		if c := strings.Compare(b.Name, a.Name); c != 0 {
+			return c // deterministic: lowest name last wins
+		}
+		return cmp.Compare(i, j) // a stable order for identical entries
 	}
-	slices.SortFunc(st.byAddr, order)
-	slices.SortFunc(st.perCPU, order)
+	slices.SortFunc(st.addrIdx, order)
+	slices.SortFunc(st.pcpuIdx, order)
+	st.byAddr = gather(raw, st.addrIdx)
+	st.perCPU = gather(raw, st.pcpuIdx)
+	st.addrOnce.Do(func() {}) // both lists are in place
 	return st
+}
+
+func gather(all []Symbol, idx []int32) []Symbol {
+	out := make([]Symbol, len(idx))
+	for k, i := range idx {
+		out[k] = all[i]
+	}
+	return out
 }
 
 // Symbol returns the .symtab symbol name. When several share the name, a
@@ -137,7 +209,7 @@ func (f *File) Symbol(name string) (Symbol, error) {
 	if err != nil {
 		return Symbol{}, err
 	}
-	s, ok := st.byName.lookup(st.all, name)
+	s, ok := st.lookup(name)
 	if !ok {
 		return Symbol{}, fmt.Errorf("kdwarf: symbol %s: %w", name, ErrNotFound)
 	}
@@ -151,7 +223,8 @@ func (f *File) Symbols() ([]Symbol, error) {
 	if err != nil {
 		return nil, err
 	}
-	return st.byAddr, nil
+	byAddr, _ := st.addrs()
+	return byAddr, nil
 }
 
 // SymbolAt returns the symbol containing the link-time address addr and
@@ -165,7 +238,8 @@ func (f *File) SymbolAt(addr uint64) (Symbol, uint64, bool) {
 	if err != nil {
 		return Symbol{}, 0, false
 	}
-	return symbolAt(st.byAddr, addr)
+	byAddr, _ := st.addrs()
+	return symbolAt(byAddr, addr)
 }
 
 // SymbolBefore returns the nearest symbol at or below the link-time address
@@ -178,12 +252,13 @@ func (f *File) SymbolBefore(addr uint64, section string) (Symbol, uint64, bool) 
 	if err != nil {
 		return Symbol{}, 0, false
 	}
-	i := sort.Search(len(st.byAddr), func(i int) bool { return st.byAddr[i].Value > addr }) - 1
+	byAddr, _ := st.addrs()
+	i := sort.Search(len(byAddr), func(i int) bool { return byAddr[i].Value > addr }) - 1
 	for ; i >= 0; i-- {
-		if s := st.byAddr[i]; s.Section == section {
+		if s := byAddr[i]; s.Section == section {
 			return s, addr - s.Value, true
 		}
-		if addr-st.byAddr[i].Value > 1<<20 {
+		if addr-byAddr[i].Value > 1<<20 {
 			break // labels are not that sparse: give up rather than name far away
 		}
 	}
@@ -197,7 +272,8 @@ func (f *File) PerCPUSymbolAt(addr uint64) (Symbol, uint64, bool) {
 	if err != nil {
 		return Symbol{}, 0, false
 	}
-	return symbolAt(st.perCPU, addr)
+	_, perCPU := st.addrs()
+	return symbolAt(perCPU, addr)
 }
 
 func symbolAt(byAddr []Symbol, addr uint64) (Symbol, uint64, bool) {

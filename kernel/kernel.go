@@ -90,6 +90,32 @@ type Options struct {
 	// files, read when the dump is /proc/kcore and no vmlinux is used;
 	// DefaultLiveBTF and DefaultLiveKallsyms when empty.
 	LiveBTF, LiveKallsyms string
+	// TypeCache is the directory of the start-up cache (kdwarf's symbols
+	// and type layouts per vmlinux build-id): "" for the default
+	// (kdwarf.DefaultStartupCacheDir), NoTypeCache to use none.
+	TypeCache string
+}
+
+// NoTypeCache as Options.TypeCache disables the start-up cache.
+const NoTypeCache = "-"
+
+// KdwarfOptions are the kdwarf options that opts asks for.
+func KdwarfOptions(opts Options) []kdwarf.Option {
+	var kopts []kdwarf.Option
+	if opts.TypeSource != "" {
+		kopts = append(kopts, kdwarf.WithSource(opts.TypeSource))
+	}
+	if opts.IndexDir != "" {
+		kopts = append(kopts, kdwarf.WithCacheDir(opts.IndexDir))
+	}
+	switch opts.TypeCache {
+	case "":
+	case NoTypeCache:
+		kopts = append(kopts, kdwarf.WithStartupCache(""))
+	default:
+		kopts = append(kopts, kdwarf.WithStartupCache(opts.TypeCache))
+	}
+	return kopts
 }
 
 // Kernel is one crashed kernel: its dump, page tables, types and symbols.
@@ -266,13 +292,7 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 		ok = true
 		return k, nil
 	}
-	var kopts []kdwarf.Option
-	if opts.TypeSource != "" {
-		kopts = append(kopts, kdwarf.WithSource(opts.TypeSource))
-	}
-	if opts.IndexDir != "" {
-		kopts = append(kopts, kdwarf.WithCacheDir(opts.IndexDir))
-	}
+	kopts := KdwarfOptions(opts)
 	if opts.Types != nil {
 		k.types = opts.Types
 	} else if k.types, err = kdwarf.Open(vmlinux, kopts...); err != nil {

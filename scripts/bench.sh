@@ -1,48 +1,131 @@
 #!/usr/bin/env bash
-# Side-by-side timing of `vmleak slabs` and crash's `kmem -s` on the same dumps.
+# vmleak beside crash and drgn on the same dump, in one run with the tools
+# alternating, and vmleak's other commands; a Markdown table for the README.
 #
-#   bash scripts/bench.sh [RUNS]        (default 5 runs each; median reported)
+#   bash scripts/bench.sh [DUMP...]       (default: bookworm-kdump's kdump.elf,
+#                                          kdump.lzo and kdump.zlib)
+#   RUNS=5 CRASH_RUNS=3 bash scripts/bench.sh ~/.cache/vmleak/fixtures-big/dumps/bookworm-big1g/qemu1.elf
 #
-# Uses the fixtures built by testdata/vmcores/build.sh (builds bookworm-kdump if
-# needed). Prints wall time and peak memory (max RSS) of each tool and the
-# ratio, per dump file. vmleak runs twice per dump: "cold" with an empty type
-# index cache, "warm" with it in place (BTF answers most types, so the two are
-# close). Not a test: numbers depend on the machine.
+# DUMP is a fixture's dump file (its manifest.json beside it names the
+# kernel); the big dumps come from scripts/bench-bigdumps.sh. Per dump and
+# round, in this order:
+#   - vmleak slabs, cold: the page cache dropped (echo 3 >
+#     /proc/sys/vm/drop_caches; needs root, else the row says "not dropped"),
+#     the start-up cache in place;
+#   - drgn 0.3.0's slab_cache_usage() over all caches, cold the same way
+#     (in the lab's sid chroot, where the script installs python3-drgn);
+#   - vmleak slabs warm, drgn warm, crash 8.0.2's kmem -s warm (CRASH_RUNS
+#     rounds only: it takes seconds);
+#   - vmleak slabs with an empty start-up cache (the first run on a kernel);
+#   - vmleak info, owners, leaks, check, and diff of the dump with itself.
+# Each cell is the median of the rounds: wall time, CPU time (user+sys) and
+# peak RSS. On a shared machine wall time mostly measures the wait for a
+# core: read CPU time and the ratios. Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
-RUNS=${1:-5}
+RUNS=${RUNS:-5}
+CRASH_RUNS=${CRASH_RUNS:-3}
 FIX=${VMLEAK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/vmleak/fixtures}
-bash testdata/vmcores/build.sh bookworm-kdump >&2
-command -v crash >/dev/null || { echo "crash is not installed (apt-get install crash)" >&2; exit 1; }
+dumps=("$@")
+if ((${#dumps[@]} == 0)); then
+	bash testdata/vmcores/build.sh bookworm-kdump >&2
+	dumps=("$FIX/dumps/bookworm-kdump/kdump.elf" "$FIX/dumps/bookworm-kdump/kdump.lzo" "$FIX/dumps/bookworm-kdump/kdump.zlib")
+fi
 [[ -x /usr/bin/time ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
-go build -o /tmp/vmleak-bench ./cmd/vmleak
-m=$FIX/dumps/bookworm-kdump
-rel=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["kernel_release"])' "$m/manifest.json")
-vmlinux=$FIX/kernels/$rel/vmlinux
-idx=$(mktemp -d)
-trap 'rm -rf "$idx"' EXIT
+command -v crash >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq crash >/dev/null
+CH=$FIX/chroots/sid
+[[ -d $CH ]] || { echo "no sid chroot under $FIX/chroots (testdata/vmcores/build.sh sid-slubdbg makes it)" >&2; exit 1; }
+chroot "$CH" drgn --version >/dev/null 2>&1 ||
+	chroot "$CH" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-drgn >/dev/null
+work=$(mktemp -d)
+mkdir -p "$CH/mnt/bench-dump" "$CH/mnt/bench-vmlinux"
+cleanup() {
+	umount "$CH/mnt/bench-dump" "$CH/mnt/bench-vmlinux" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+cat >"$CH/tmp/vmleak-usage.py" <<'PY'
+from drgn.helpers.linux.slab import for_each_slab_cache, slab_cache_usage
+for s in for_each_slab_cache(prog):
+    slab_cache_usage(s)
+PY
+printf 'kmem -s\nquit\n' >"$work/crash.cmds"
+go build -o "$work/vmleak" ./cmd/vmleak
+V=$work/vmleak
+export VMLEAK_TYPE_CACHE=$work/types
 
-# measure CMD... -> "seconds maxrss_kb" of the median run
-measure() {
-	local i out
-	for ((i = 0; i < RUNS; i++)); do
-		out=$(/usr/bin/time -f '%e %M' "$@" 2>&1 >/dev/null | tail -n1)
-		echo "$out"
-	done | sort -n | awk -v n="$RUNS" 'NR == int((n + 1) / 2) {print}'
+dropped=yes
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || dropped=no; }
+
+# one NAME CMD...: one run, appended to $work/NAME as "wall cpu maxrss_kb"
+# ("fail" when the tool exits with a code other than 0, 5 or 7)
+one() {
+	local name=$1 out rc=0
+	shift
+	out=$(/usr/bin/time -f '@@ %e %U %S %M' "$@" 2>&1 >/dev/null) || rc=$?
+	case $rc in 0 | 5 | 7) ;; *) echo fail >>"$work/$name"; return ;; esac
+	grep '^@@ ' <<<"$out" | tail -n1 | awk '{printf "%s %.2f %s\n", $2, $3 + $4, $5}' >>"$work/$name"
 }
 
-cmds=$(mktemp)
-printf 'kmem -s\nquit\n' >"$cmds"
-printf '%-16s %12s %10s %12s %10s %12s %10s %8s\n' dump crash_s crash_MB vmleak_cold vmleak_MB vmleak_warm vmleak_MB ratio
-for f in kdump.elf kdump.lzo kdump.zlib; do
-	d=$m/$f
-	read -r ct cm < <(measure crash -s "$vmlinux" "$d" -i "$cmds")
-	# cold: a fresh index cache every run
-	read -r vct vcm < <(measure sh -c 'XDG_CACHE_HOME=$(mktemp -d -p "$1") exec /tmp/vmleak-bench slabs "$2" --vmlinux "$3"' sh "$idx" "$d" "$vmlinux")
-	read -r vwt vwm < <(measure env XDG_CACHE_HOME="$idx/warm" /tmp/vmleak-bench slabs "$d" --vmlinux "$vmlinux")
-	printf '%-16s %12s %10.0f %12s %10.0f %12s %10.0f %7.1fx\n' "$f" "$ct" "$(echo "$cm/1024" | bc -l)" \
-		"$vct" "$(echo "$vcm/1024" | bc -l)" "$vwt" "$(echo "$vwm/1024" | bc -l)" "$(echo "$ct/$vwt" | bc -l)"
+# med NAME FIELD: the median of a column (1 wall, 2 cpu, 3 rss), "-" if none
+med() {
+	[[ -s $work/$1 ]] && ! grep -q fail "$work/$1" || { echo -; return; }
+	awk -v f="$2" '{print $f}' "$work/$1" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'
+}
+cell() {
+	local w
+	[[ -e $work/$1 ]] || { echo "not run"; return; }
+	w=$(med "$1" 1)
+	[[ $w == - ]] && { echo "fails"; return; }
+	echo "$w s, $(med "$1" 2) s CPU, $(($(med "$1" 3) / 1024)) MB"
+}
+ratio() { awk -v a="$(med "$1" "$3")" -v b="$(med "$2" "$3")" 'BEGIN { if (a != "-" && b != "-" && b > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+echo "## vmleak beside crash and drgn ($(date -u +%F), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(awk '/MemTotal/ {printf "%d GiB", $2 / 1048576}' /proc/meminfo), load $(cut -d' ' -f1 /proc/loadavg) at the start)"
+for d in "${dumps[@]}"; do
+	dir=$(dirname "$d")
+	root=$(dirname "$(dirname "$dir")")
+	vrel=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vmlinux"])' "$dir/manifest.json")
+	vm=$(readlink -f "$root/$vrel")
+	mount --bind -o ro "$dir" "$CH/mnt/bench-dump"
+	mount --bind -o ro "$(dirname "$vm")" "$CH/mnt/bench-vmlinux"
+	cd_dump=/mnt/bench-dump/$(basename "$d")
+	cd_vm=/mnt/bench-vmlinux/$(basename "$vm")
+	rm -f "$work"/r.*
+	"$V" slabs "$d" --vmlinux "$vm" >/dev/null 2>&1 || true # the start-up cache
+	for ((i = 0; i < RUNS; i++)); do
+		drop
+		one r.cold "$V" slabs "$d" --vmlinux "$vm"
+		drop
+		one r.drgncold chroot "$CH" drgn -q -c "$cd_dump" -s "$cd_vm" /tmp/vmleak-usage.py
+		one r.warm "$V" slabs "$d" --vmlinux "$vm"
+		one r.drgn chroot "$CH" drgn -q -c "$cd_dump" -s "$cd_vm" /tmp/vmleak-usage.py
+		((i < CRASH_RUNS)) && one r.crash crash -s "$vm" "$d" -i "$work/crash.cmds"
+		one r.first "$V" slabs "$d" --vmlinux "$vm" --type-cache "$(mktemp -d -p "$work")"
+		one r.info "$V" info "$d" --vmlinux "$vm"
+		one r.owners "$V" owners "$d" --vmlinux "$vm"
+		one r.leaks "$V" leaks "$d" --vmlinux "$vm"
+		one r.check "$V" check "$d" --vmlinux "$vm"
+		one r.diff "$V" diff "$d" "$d" --vmlinux "$vm"
+	done
+	umount "$CH/mnt/bench-dump" "$CH/mnt/bench-vmlinux"
+	echo
+	echo "### $(basename "$dir") \`$(basename "$d")\` ($(du -h --apparent-size "$d" | cut -f1), $(python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guest"]; print("%d MiB guest, %d CPUs" % (g["mem_mib"], g["smp"]))' "$dir/manifest.json")), median of $RUNS (crash: $CRASH_RUNS)"
+	echo
+	echo "| run | vmleak slabs | drgn slab_cache_usage | vmleak / drgn (wall, CPU) | crash kmem -s | vmleak / crash (wall) |"
+	echo "|---|---|---|---|---|---|"
+	echo "| cold (page cache dropped: $dropped) | $(cell r.cold) | $(cell r.drgncold) | $(ratio r.cold r.drgncold 1), $(ratio r.cold r.drgncold 2) | | |"
+	echo "| warm | $(cell r.warm) | $(cell r.drgn) | $(ratio r.warm r.drgn 1), $(ratio r.warm r.drgn 2) | $(cell r.crash) | $(ratio r.warm r.crash 1) |"
+	echo "| first run on the kernel (empty start-up cache) | $(cell r.first) | | $(ratio r.first r.drgn 1), $(ratio r.first r.drgn 2) | | |"
+	echo
+	echo "| vmleak command (warm) | time, CPU, peak RSS | / slabs (CPU) |"
+	echo "|---|---|---|"
+	for c in info owners leaks check diff; do
+		label=$c
+		[[ $c == diff ]] && label="diff (the dump with itself)"
+		echo "| $label | $(cell "r.$c") | $(ratio "r.$c" r.warm 2) |"
+	done
 done
-rm -f "$cmds"
-echo "median of $RUNS runs; crash $(crash -v 2>/dev/null | awk '/^crash /{print $2; exit}'), kernel $rel, $(nproc) CPUs" >&2
+echo
+echo "load $(cut -d' ' -f1-3 /proc/loadavg) at the end"

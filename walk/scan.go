@@ -40,7 +40,7 @@ func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64,
 	if err != nil {
 		return 0, nil, err
 	}
-	const chunk = 1 << 12 // pfns per work item: 256 KiB of struct pages
+	const chunk = scanRead // pfns per work item: 256 KiB of struct pages
 	type item struct{ start, end uint64 }
 	var items []item
 	for _, r := range ranges {
@@ -58,7 +58,7 @@ func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64,
 			defer wg.Done()
 			var n uint64
 			var errs []badRange
-			buf := make([]byte, scanBatch*w.mm.StructPageSize())
+			buf := w.scanBuf()
 			for it := range next {
 				n += w.scanRange(it.start, it.end, buf, &errs, func(s slabVisit) bool { visit(wk, s); return true })
 			}
@@ -100,35 +100,65 @@ func mergeBad(rs []badRange) []badRange {
 	return out
 }
 
-// scanBatch struct pages (4 KiB on x86_64) are read at once: page-aligned,
-// so a missing vmemmap page costs only its own 64 pfns.
-const scanBatch = 64
+// scanRead struct pages (256 KiB on x86_64) are read at once: one read
+// per work item, and through the vmemmap's 2 MiB mappings one translation
+// per 128 MiB of memory. A read that fails is retried scanBatch struct
+// pages (4 KiB, page-aligned) at a time, so a missing vmemmap page costs
+// only its own 64 pfns.
+const (
+	scanRead  = 1 << 12
+	scanBatch = 64
+)
+
+// scanBuf is a worker's buffer for scanRange.
+func (w *Walker) scanBuf() []byte { return make([]byte, scanRead*w.mm.StructPageSize()) }
 
 // scanRange visits the slab head pages among pfns [start, end); it returns
-// the number of struct pages read, and stops early when visit returns false.
+// how many struct pages it read.
 func (w *Walker) scanRange(start, end uint64, buf []byte, errs *[]badRange, visit func(slabVisit) bool) uint64 {
 	ps := w.mm.StructPageSize()
+	per := max(scanBatch, uint64(len(buf))/ps)
 	var n uint64
-	for pfn := start; pfn < end; pfn += scanBatch {
-		cnt := min(scanBatch, end-pfn)
-		if err := w.mm.ReadStructPages(buf, pfn, cnt); err != nil {
-			*errs = append(*errs, badRange{pfn, pfn + cnt, err})
+	for pfn := start; pfn < end; pfn += per {
+		cnt := min(per, end-pfn)
+		if cnt > scanBatch && w.mm.ReadStructPages(buf, pfn, cnt) == nil {
+			n += cnt
+			if !w.visitPages(buf, pfn, cnt, errs, visit) {
+				return n
+			}
 			continue
 		}
-		n += cnt
-		for i := uint64(0); i < cnt; i++ {
-			p := buf[i*ps : (i+1)*ps]
-			slab, err := w.mm.IsSlab(p)
-			if err != nil {
-				*errs = append(*errs, badRange{pfn + i, pfn + i + 1, err})
+		for sub := pfn; sub < pfn+cnt; sub += scanBatch {
+			c := min(scanBatch, pfn+cnt-sub)
+			if err := w.mm.ReadStructPages(buf, sub, c); err != nil {
+				*errs = append(*errs, badRange{sub, sub + c, err})
 				continue
 			}
-			if slab && !visit(slabVisit{pfn: pfn + i, slabVA: w.mm.Page(pfn + i), raw: p}) {
+			n += c
+			if !w.visitPages(buf, sub, c, errs, visit) {
 				return n
 			}
 		}
 	}
 	return n
+}
+
+// visitPages visits the slab head pages among the cnt struct pages in buf,
+// of pfns from pfn; false when visit stopped the scan.
+func (w *Walker) visitPages(buf []byte, pfn, cnt uint64, errs *[]badRange, visit func(slabVisit) bool) bool {
+	ps := w.mm.StructPageSize()
+	for i := uint64(0); i < cnt; i++ {
+		p := buf[i*ps : (i+1)*ps]
+		slab, err := w.mm.IsSlab(p)
+		if err != nil {
+			*errs = append(*errs, badRange{pfn + i, pfn + i + 1, err})
+			continue
+		}
+		if slab && !visit(slabVisit{pfn: pfn + i, slabVA: w.mm.Page(pfn + i), raw: p}) {
+			return false
+		}
+	}
+	return true
 }
 
 // scanSlabsOrdered is scanSlabs on one goroutine, in pfn order, stoppable.
@@ -137,7 +167,7 @@ func (w *Walker) scanSlabsOrdered(visit func(slabVisit) bool) (scanned uint64, u
 	if err != nil {
 		return 0, nil, err
 	}
-	buf := make([]byte, scanBatch*w.mm.StructPageSize())
+	buf := w.scanBuf()
 	stopped := false
 	for _, r := range ranges {
 		scanned += w.scanRange(r.Start, r.End, buf, &unreadable, func(s slabVisit) bool {

@@ -225,7 +225,7 @@ func (w *Walker) Tracks(cache string, all bool, yield func(Object, Tracks, error
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, scanBatch*w.mm.StructPageSize())
+			buf := w.scanBuf()
 			var mem []byte
 			for it := range next {
 				var out []tracked

@@ -198,11 +198,20 @@ func (t *X86_64) translate(va uint64) (pa, size, linear uint64, err error) {
 		}
 	}
 	vpn := va >> pageShift
-	slot := &t.tlb[vpn%tlbSlots]
 	if !t.noCache {
-		if e := slot.Load(); e != nil && e.vpn == vpn {
+		if e := t.tlb[vpn%tlbSlots].Load(); e != nil && e.vpn == vpn {
 			off := va - e.va
 			return e.pa + off, e.size, e.size - off, nil
+		}
+		// A large page is cached once, in the slot of its first 4 KiB
+		// page: a scan of the vmemmap (2 MiB pages) walks each once, not
+		// once per 4 KiB page of it.
+		for _, sz := range [...]uint64{1 << 21, 1 << 30} {
+			base := va &^ (sz - 1)
+			if e := t.tlb[(base>>pageShift)%tlbSlots].Load(); e != nil && e.size == sz && e.va == base {
+				off := va - e.va
+				return e.pa + off, e.size, e.size - off, nil
+			}
 		}
 	}
 	pa, size, err = t.walk(va)
@@ -210,7 +219,8 @@ func (t *X86_64) translate(va uint64) (pa, size, linear uint64, err error) {
 		return 0, 0, 0, err
 	}
 	if !t.noCache {
-		slot.Store(&tlbEntry{vpn: vpn, va: va &^ (size - 1), pa: pa &^ (size - 1), size: size})
+		base := va &^ (size - 1)
+		t.tlb[(base>>pageShift)%tlbSlots].Store(&tlbEntry{vpn: base >> pageShift, va: base, pa: pa &^ (size - 1), size: size})
 	}
 	return pa, size, size - va&(size-1), nil
 }

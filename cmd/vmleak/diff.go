@@ -156,7 +156,7 @@ func (g *globalOptions) loadSides(c *cobra.Command, args []string, vmlinux [2]st
 	gs := *g
 	if shared := g.sharedVmlinux(args, vmlinux); shared != "" {
 		// Two dumps of one vmlinux: its types are decoded once, not per side.
-		f, err := kdwarf.Open(shared, kdwarf.WithSource(kdwarf.TypeSource(g.types)))
+		f, err := kdwarf.Open(shared, g.kdwarfOptions()...)
 		if err != nil {
 			return sides, classify(err)
 		}

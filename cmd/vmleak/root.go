@@ -30,6 +30,10 @@ type globalOptions struct {
 	rawRanges string
 	types     string
 	maxMemory string
+	// typeCache is the start-up cache directory (--type-cache); noTypeCache
+	// disables it.
+	typeCache   string
+	noTypeCache bool
 	// stopLimit ends the memory watch started before the command ran.
 	stopLimit func()
 	// sharedTypes, when set, is the open vmlinux every kernel opened uses
@@ -76,6 +80,8 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 	pf.BoolVar(&g.zeroFill, "zero-fill", false, "read memory missing from the dump as zeros (reported in the output)")
 	pf.BoolVar(&g.json, "json", false, "print JSON instead of text")
 	pf.StringVar(&g.types, "types", "auto", "type information source: auto, btf or dwarf")
+	pf.StringVar(&g.typeCache, "type-cache", os.Getenv("VMLEAK_TYPE_CACHE"), "directory of the start-up cache: each vmlinux's symbols and the type layouts looked up, by build-id, so the next run reads them back instead of parsing the vmlinux (default $VMLEAK_TYPE_CACHE, else $XDG_CACHE_HOME/vmleak/types or ~/.cache/vmleak/types)")
+	pf.BoolVar(&g.noTypeCache, "no-type-cache", false, "neither read nor write the start-up cache")
 	pf.StringVar(&g.maxMemory, "max-memory", "4G", "stop with exit code 8 when vmleak's memory use exceeds this (K, M, G suffixes; 0: no limit); the default is far above any command's need on the lab's dumps (a few hundred MB for 1 GiB) and far below what a crafted dump could make a careless reader take")
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		limit, err := parseBytes(g.maxMemory)
@@ -141,11 +147,26 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 		SkipVmlinux: skipVmlinux,
 		NoVmlinux:   g.noVmlinux,
 		Types:       g.sharedTypes,
+		TypeCache:   g.typeCacheDir(),
 	}, g.quietSplit)
 	if err != nil {
 		return nil, classify(err)
 	}
 	return k, nil
+}
+
+// typeCacheDir is the start-up cache directory for kernel.Options:
+// kernel.NoTypeCache when disabled, "" for the default.
+func (g *globalOptions) typeCacheDir() string {
+	if g.noTypeCache {
+		return kernel.NoTypeCache
+	}
+	return g.typeCache
+}
+
+// kdwarfOptions are the options of a vmlinux opened by the command itself.
+func (g *globalOptions) kdwarfOptions() []kdwarf.Option {
+	return kernel.KdwarfOptions(kernel.Options{TypeSource: kdwarf.TypeSource(g.types), TypeCache: g.typeCacheDir()})
 }
 
 // rawLayout is the layout --raw-base or --raw-ranges give a headerless image;

@@ -41,10 +41,22 @@ bookworm-rootkit bookworm qemu  512  2 1000:300:1000:50:3000+200:120:1000+rootki
 bookworm-lime    bookworm qemu  256  2 1000:300:1000:50:3000+lime -    dump                        elf,kdump-zlib 1 lime -
 '
 
+# Opt-in dumps: built only when named (build.sh NAME, or
+# scripts/bench-bigdumps.sh), never by build.sh's default set nor listed by
+# --list, so the tests and `make test` neither build nor expect them. The
+# big dumps are the 6.1 kernel at 1, 2 and 4 GiB with 4 CPUs and about two
+# million test objects over four caches (vmleak_test_obj, kmalloc-64,
+# vmleak_peer_obj, kmalloc-128), for timing how each tool grows with RAM.
+OPTIN_SCENARIOS='
+bookworm-big1g   bookworm qemu  1024 4 900000:500000:64:50:3000+100000:500000:128 2000 dump elf 1 - -
+bookworm-big2g   bookworm qemu  2048 4 900000:500000:64:50:3000+100000:500000:128 2000 dump elf 1 - -
+bookworm-big4g   bookworm qemu  4096 4 900000:500000:64:50:3000+100000:500000:128 2000 dump elf 1 - -
+'
+
 all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
 
-scenario() { # name -> prints the line
-	awk -v n="$1" '$1==n' <<<"$SCENARIOS"
+scenario() { # name -> prints the line (default or opt-in)
+	awk -v n="$1" '$1==n' <<<"$SCENARIOS$OPTIN_SCENARIOS"
 }
 
 # Bump when a change to this file changes what the dumps contain.
