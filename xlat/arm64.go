@@ -27,8 +27,10 @@ type ARM64Config struct {
 	// format needs no flag: its high address bits 15:12 are otherwise RES0.
 	LPA2 bool
 	// PACMask is NUMBER(KERNELPACMASK): the pointer-authentication code
-	// bits of kernel pointers, set back to ones before translation. The top
-	// byte (tags under TBI) is restored whatever the mask says.
+	// bits of kernel pointers, set back to ones before translation (the
+	// kernel exports GENMASK(63, vabits_actual), so it includes bit 55 and
+	// the top byte). The top byte (tags under TBI) is restored whatever the
+	// mask says.
 	PACMask uint64
 }
 
@@ -111,8 +113,8 @@ func NewARM64(mem PhysReader, rootPA uint64, cfg ARM64Config) (*ARM64, error) {
 	if cfg.LPA2 {
 		t.oaMask = (1<<50 - 1) &^ (cfg.Granule - 1)
 	}
-	if cfg.PACMask&(1<<55) != 0 {
-		return nil, fmt.Errorf("xlat: arm64 PAC mask %#x covers bit 55, which selects the translation table", cfg.PACMask)
+	if cfg.PACMask&(1<<cfg.VABits-1) != 0 {
+		return nil, fmt.Errorf("xlat: arm64 PAC mask %#x overlaps the %d address bits", cfg.PACMask, cfg.VABits)
 	}
 	if rootPA&(t.topEntries()*8-1) != 0 || rootPA >= 1<<52 {
 		return nil, fmt.Errorf("xlat: root table address %#x is not an aligned 52-bit physical address", rootPA)

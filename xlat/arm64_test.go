@@ -195,7 +195,7 @@ func TestARM64HighPA(t *testing.T) {
 }
 
 func TestARM64StripAndErrors(t *testing.T) {
-	const pac = 0x007f_0000_0000_0000 // bits 54:48, as KERNELPACMASK on 48-bit VA
+	const pac = 0xffff_0000_0000_0000 // GENMASK(63, 48), KERNELPACMASK on 48-bit VA
 	b := newARMBuilder(t, ARM64Config{Granule: 4 << 10, VABits: 48, PACMask: pac})
 	va := uint64(0xffff_8000_1234_5000)
 	b.mapAt(va, 0x4_5678_9000, 1)
@@ -220,8 +220,8 @@ func TestARM64StripAndErrors(t *testing.T) {
 	}{
 		{"plain", va + 0x42, 0x4_5678_9042, nil, 0},
 		{"tag", va&^(0xff<<56) | 0xf2<<56 + 0x42, 0x4_5678_9042, nil, 0},
-		{"pac", va&^pac | 0x0035_0000_0000_0000 + 0x42, 0x4_5678_9042, nil, 0},
-		{"pac+tag", va&^(0xff<<56|pac) | 0x3b<<56 | 1<<48, 0x4_5678_9000, nil, 0},
+		{"pac", va&^(0x7f<<48) | 0x35<<48 + 0x42, 0x4_5678_9042, nil, 0},
+		{"pac+tag", va&^(0xff<<56|0x7f<<48) | 0x3b<<56 | 1<<48, 0x4_5678_9000, nil, 0},
 		{"user", 0x0000_7fff_1234_5000, 0, ErrNotMapped, 0},
 		{"reserved-l3", resVA, 0, ErrNotMapped, 1},
 		{"block-l0", 0xffff_0000_0000_0000 | 300<<39, 0, ErrNotMapped, 4},
@@ -325,7 +325,7 @@ func TestNewARM64Errors(t *testing.T) {
 		{Granule: 4 << 10, VABits: 52},
 		{Granule: 4 << 10, VABits: 35},
 		{Granule: 64 << 10, VABits: 52, LPA2: true},
-		{Granule: 4 << 10, VABits: 48, PACMask: 0xff80_0000_0000_0000},
+		{Granule: 4 << 10, VABits: 48, PACMask: 0xffff_8000_0000_0000},
 	} {
 		if _, err := NewARM64(mem, 0x1000, c); err == nil {
 			t.Errorf("NewARM64(%+v) accepted", c)
@@ -341,7 +341,7 @@ func TestNewARM64Errors(t *testing.T) {
 
 // armFuzzConfigs are the configurations FuzzARM64Translate chooses from.
 var armFuzzConfigs = []ARM64Config{
-	{Granule: 4 << 10, VABits: 48, PACMask: 0x007f_0000_0000_0000},
+	{Granule: 4 << 10, VABits: 48, PACMask: 0xffff_0000_0000_0000},
 	{Granule: 4 << 10, VABits: 39},
 	{Granule: 4 << 10, VABits: 52, LPA2: true},
 	{Granule: 16 << 10, VABits: 47},
