@@ -231,3 +231,22 @@ func releaseAtLeast(release string, major, minor int) bool {
 	}
 	return ma > major || ma == major && mi >= minor
 }
+
+// ARM64ModuleSpace is where an arm64 kernel puts modules, [start, end);
+// ok is false on other architectures or when it cannot be told. Up to
+// v6.5 module_alloc (arch/arm64/kernel/module.c) allocates from
+// module_alloc_base, which KASLR moves near the kernel image, first in its
+// 128 MiB and then, with module PLTs, up to 2 GiB from it; kernels without
+// the variable use VMCOREINFO's MODULES range.
+func (k *Kernel) ARM64ModuleSpace() (start, end uint64, ok bool) {
+	if k.lay.Arch != "arm64" {
+		return 0, 0, false
+	}
+	if base, err := k.GlobalInt("module_alloc_base", "u64"); err == nil && base != 0 {
+		return uint64(base), uint64(base) + 2<<30, true
+	}
+	if k.lay.ModulesEnd > k.lay.ModulesStart {
+		return k.lay.ModulesStart, k.lay.ModulesEnd, true
+	}
+	return 0, 0, false
+}

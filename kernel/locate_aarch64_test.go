@@ -127,3 +127,12 @@ func TestReleaseAtLeast(t *testing.T) {
 		}
 	}
 }
+
+func TestIsMappingSymbol(t *testing.T) {
+	for name, want := range map[string]bool{"$x": true, "$d": true, "$x.12": true, "$a": true, "$t": true,
+		"$xyz": false, "$": false, "x": false, "$y": false, "fw_cfg_probe": false, "": false} {
+		if got := isMappingSymbol(name); got != want {
+			t.Errorf("isMappingSymbol(%q) = %v", name, got)
+		}
+	}
+}

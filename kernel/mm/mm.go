@@ -336,17 +336,10 @@ func (m *MM) Modules() Region {
 	return Region{startKernelMap + image, modulesEnd - (startKernelMap + image)}
 }
 
-// arm64Modules is where an arm64 kernel puts modules. Up to v6.5 module_alloc
-// (arch/arm64/kernel/module.c) allocates from module_alloc_base, which KASLR
-// moves near the kernel image, first in its 128 MiB and then, with module
-// PLTs, up to 2 GiB from it; later kernels and those without the variable
-// use VMCOREINFO's MODULES range.
+// arm64Modules is kernel.ARM64ModuleSpace as a Region (empty when unknown).
 func (m *MM) arm64Modules() Region {
-	if base, err := m.k.GlobalInt("module_alloc_base", "u64"); err == nil && base != 0 {
-		return Region{uint64(base), 2 << 30}
-	}
-	if m.lay.ModulesEnd > m.lay.ModulesStart {
-		return Region{m.lay.ModulesStart, m.lay.ModulesEnd - m.lay.ModulesStart}
+	if start, end, ok := m.k.ARM64ModuleSpace(); ok {
+		return Region{start, end - start}
 	}
 	return Region{}
 }
