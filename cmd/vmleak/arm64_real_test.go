@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/vmleak/vmleak/forensics"
 	"github.com/vmleak/vmleak/internal/fixture"
 	"github.com/vmleak/vmleak/internal/oracle"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/owners"
 	"github.com/vmleak/vmleak/symbolize"
 	"github.com/vmleak/vmleak/walk"
@@ -154,39 +157,78 @@ func arm64Commands(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
 		}
 	}
 
-	// owners: the in-tree isofs module owns its cache.
+	// owners: the in-tree isofs module owns its cache, and the
+	// cross-built test module (where the fixture loads it) its own, which
+	// holds what the module says it holds.
 	var r owners.Report
 	if err := json.Unmarshal([]byte(cmd("owners", "--json")), &r); err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	owned := map[string]string{}
 	for _, o := range r.Owners {
 		for _, cs := range o.Caches {
-			found = found || o.Owner == "isofs" && cs.Cache == "isofs_inode_cache"
+			if cs.Evidence != "" && cs.Evidence != "-" {
+				owned[cs.Cache] = o.Owner
+			}
 		}
 	}
-	if !found {
-		t.Errorf("isofs does not own isofs_inode_cache: %+v", r.Owners)
+	if owned["isofs_inode_cache"] != "isofs" {
+		t.Errorf("isofs_inode_cache owned by %q: %+v", owned["isofs_inode_cache"], r.Owners)
+	}
+	if tm := m.TestModule; tm != nil {
+		kv, err := oracle.ParseKeyValues(m.Oracle(t, d.Oracle+".test-module"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs := c.Cache(tm.Cache); cs == nil || cs.Allocated != kv["allocated"] || kv["allocated"] < int64(tm.NObj) {
+			t.Errorf("%s: %+v, the module holds %d (nobj %d)", tm.Cache, cs, kv["allocated"], tm.NObj)
+		}
+		if owned[tm.Cache] != tm.Module {
+			t.Errorf("%s owned by %q, not %s", tm.Cache, owned[tm.Cache], tm.Module)
+		}
+
+		// leaks: every object the module leaked is unreferenced (without
+		// tracks unattributed, so found by its contents).
+		k := testkernel.Open(t, m, d)
+		head := make([]byte, 12)
+		leaked := 0
+		for _, a := range strings.Fields(cmd("leaks", "--addresses")) {
+			va, err := strconv.ParseUint(a, 16, 64)
+			if err != nil {
+				t.Fatalf("leaks address %q: %v", a, err)
+			}
+			if k.ReadVirt(head, va) == nil && bytes.HasPrefix(head, []byte("VMLEAK-LEAK ")) {
+				leaked++
+			}
+		}
+		if leaked != tm.Leak {
+			t.Errorf("leaks: %d of the module's kmalloc(%d) objects unreferenced, it leaked %d", leaked, tm.LeakSize, tm.Leak)
+		}
 	}
 
-	// check: the x86-only checks are unsupported, cleanly; the others run.
+	// check: the x86-only checks are unsupported, cleanly; the others run,
+	// and find nothing but the test module's taint (out of tree, unsigned).
 	var rep forensics.Report
 	if err := json.Unmarshal([]byte(cmd("check", "--json")), &rep); err != nil {
 		t.Fatal(err)
 	}
 	for _, cr := range rep.Checks {
-		switch cr.Check {
-		case "syscalls", "idt", "seq_ops", "text":
+		switch {
+		case cr.Check == "syscalls" || cr.Check == "idt" || cr.Check == "seq_ops" || cr.Check == "text":
 			if cr.Status != forensics.StatusUnsupported || !strings.Contains(cr.Note, "not supported on arm64") {
 				t.Errorf("check %s: %s (%s)", cr.Check, cr.Status, cr.Note)
 			}
-		default:
-			if cr.Status != forensics.StatusClean {
-				t.Errorf("check %s: %s (%s)", cr.Check, cr.Status, cr.Note)
+		case cr.Check == "taint" && m.TestModule != nil:
+			if cr.Status != forensics.StatusFindings {
+				t.Errorf("check taint: %s (%s), with %s loaded", cr.Status, cr.Note, m.TestModule.Module)
 			}
+		case cr.Status != forensics.StatusClean:
+			t.Errorf("check %s: %s (%s)", cr.Check, cr.Status, cr.Note)
 		}
 	}
-	if len(rep.Findings) != 0 {
-		t.Errorf("check findings on a clean guest: %+v", rep.Findings)
+	for _, f := range rep.Findings {
+		if f.Check != "taint" || f.Severity > forensics.Low || m.TestModule == nil || f.Module != m.TestModule.Module {
+			t.Errorf("check finding on a guest with no rootkit: %+v", f)
+		}
 	}
 }

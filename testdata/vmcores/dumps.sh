@@ -21,8 +21,8 @@
 #           the dump step follows.
 # steps:    see guest/init; growslabs:N allocates N whole slabs of test objects.
 # suite:    a Debian release; with -arm64, its arm64 kernel booted under
-#           qemu-system-aarch64 -M virt -cpu max (kernels.sh suite_arch): no test
-#           modules (they are built for amd64 only), no kdump producer, and
+#           qemu-system-aarch64 -M virt -cpu max (kernels.sh suite_arch): the test
+#           modules cross-built (build_foreign_modules), no kdump producer, and
 #           drgn's per-object census instead of crash as the slab oracle. Such
 #           dumps are named *-arm64: the tests tell them apart by name.
 # fwcfg:    1 loads qemu_fw_cfg and adds -device vmcoreinfo (VMCOREINFO in QEMU dumps).
@@ -44,7 +44,7 @@ bullseye-kdump   bullseye kdump 768  2 1000:300:1000:50:3000 2000 kdump         
 bullseye-qemu    bullseye qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - -
 bookworm-rootkit bookworm qemu  512  2 1000:300:1000:50:3000+200:120:1000+rootkit 2000 dump   elf,kdump-zlib 1 - slub_debug=U
 bookworm-lime    bookworm qemu  256  2 1000:300:1000:50:3000+lime -    dump                        elf,kdump-zlib 1 lime -
-bookworm-arm64   bookworm-arm64 qemu 512 2 -                   2000 dump                        elf,kdump-zlib 1 - -
+bookworm-arm64   bookworm-arm64 qemu 512 2 1000:300:1000:50:3000 2000 dump                   elf,kdump-zlib 1 - -
 '
 
 all_dumps() { awk 'NF {print $1}' <<<"$SCENARIOS"; }
@@ -143,7 +143,9 @@ build_test_modules() {
 		local b log
 		b=$(mktemp -d)
 		log=$b/build.log
-		if [[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]]; then
+		if [[ $(suite_arch "$suite") != amd64 ]]; then
+			build_foreign_modules "$suite" "$rel" "$b" || exit 1
+		elif [[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]]; then
 			if [[ ! -d /usr/src/linux-headers-$rel ]]; then
 				log "apt-get install linux-headers-$rel"
 				DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$rel" >/dev/null ||
@@ -185,6 +187,56 @@ build_test_modules() {
 		rm -rf "$b"
 	fi
 	echo "$out"
+}
+
+# build_foreign_modules suite release dir: cross-builds the test modules into
+# dir for a foreign-architecture kernel of the machine's Debian release: the
+# kernel's own linux-headers (extracted, not installed) with the machine's
+# linux-kbuild (its fixdep and modpost are host programs; the arm64
+# package's are arm64 ones) and the suite's cross gcc (gcc-<N>-<triplet>,
+# the compiler the headers name).
+build_foreign_modules() {
+	local suite=$1 rel=$2 b=$3 arch hdr p ver deb kb
+	arch=$(suite_arch "$suite")
+	hdr=$FIX/kernels/$rel/headers
+	if [[ ! -f $hdr/.done ]]; then
+		rm -rf "$hdr" && mkdir -p "$hdr"
+		local common
+		common=$(pkg_field "$suite" "linux-headers-$rel" Depends | tr ',' '\n' | grep -o 'linux-headers-[^ ]*-common' | head -n1)
+		[[ -n $common ]] || die "$suite: linux-headers-$rel names no -common headers"
+		for p in "linux-headers-$rel" "$common"; do
+			ver=$(pkg_field "$suite" "$p" Version)
+			[[ -n $ver ]] || die "$suite: no $p"
+			(cd "$FIX/debs" && suite_apt "$suite" apt-get download -qq "$p=$ver" >/dev/null) || die "download of $p failed"
+			deb=$(ls "$FIX/debs/${p}_"*"${ver#*:}"*.deb | head -n1)
+			dpkg-deb -x "$deb" "$hdr"
+		done
+		# The headers' Makefile includes the -common tree by absolute path.
+		sed -i "s|^include /usr/src/|include $hdr/usr/src/|" "$hdr/usr/src/linux-headers-$rel/Makefile"
+		kb=$(readlink "$hdr/usr/src/linux-headers-$rel/scripts") # ../../lib/linux-kbuild-X.Y/scripts
+		kb=${kb#../../lib/}
+		kb=${kb%/scripts}
+		[[ -d /usr/lib/$kb ]] || {
+			log "apt-get install $kb"
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$kb" >/dev/null || die "cannot install $kb"
+		}
+		mkdir -p "$hdr/usr/lib" && ln -sfn "/usr/lib/$kb" "$hdr/usr/lib/$kb"
+		touch "$hdr/.done"
+	fi
+	local triplet
+	case $arch in
+	arm64) triplet=aarch64-linux-gnu ;;
+	*) die "no cross compiler known for $arch" ;;
+	esac
+	command -v "$triplet-gcc" >/dev/null || {
+		log "apt-get install gcc-$triplet"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "gcc-$triplet" >/dev/null || die "cannot install gcc-$triplet"
+	}
+	cp "$HERE"/module/* "$b/"
+	make -s -C "$hdr/usr/src/linux-headers-$rel" M="$b" CROSS_COMPILE="$triplet-" modules >"$b/build.log" 2>&1 || {
+		cat "$b/build.log" >&2
+		die "test module cross-build failed for $rel"
+	}
 }
 
 # build_rootkit_module suite release -> directory holding vmleak_rootkit.ko
@@ -419,7 +471,7 @@ build_dump() { # name
 	read -r _ suite producer mem smp test files steps formats fwcfg extra cmdx <<<"$line"
 	local rel=${REL[$suite]} kdir out hash arch
 	arch=$(suite_arch "$suite")
-	[[ $arch == amd64 || ($producer == qemu && $test == -) ]] || die "$name: $arch guests take QEMU dumps without test modules"
+	[[ $arch == amd64 || ($producer == qemu && $test != *+*) ]] || die "$name: $arch guests take QEMU dumps, with at most the main test module"
 	kdir=$FIX/kernels/$rel
 	out=$FIX/dumps/$name
 	hash=$(recipe_hash "$name" "$rel")
