@@ -372,6 +372,14 @@ func (d *Dump) openKdump() error {
 	if err := d.kdumpNotes(); err != nil {
 		return err
 	}
+	if _, known := machineLayout(d.arch); !known && lay.bits == 64 && lay.bo == binary.ByteOrder(binary.LittleEndian) {
+		// QEMU writes utsname.machine "Unknown" for targets other than
+		// x86 (dump/dump.c uses ELF_MACHINE_UNAME, which only some targets
+		// define); the CPUs' notes still say what the machine was.
+		if m := machineFromPRStatus(d.notes); m != "" {
+			d.arch = m
+		}
+	}
 	d.finishNotes()
 	k.sampleDescriptors(d, 64)
 	return nil

@@ -41,6 +41,38 @@ func parseNotes(b []byte, bo binary.ByteOrder) ([]Note, error) {
 	return notes, nil
 }
 
+// Sizes of a 64-bit struct elf_prstatus: 112 bytes before pr_reg, the
+// registers, and pr_fpvalid padded to 8.
+const (
+	prstatusSizeX86_64  = prstatusRegOff + NumX86Regs*8 + 8 // user_regs_struct
+	prstatusSizeAArch64 = prstatusRegOff + 34*8 + 8         // user_pt_regs: x0-x30, sp, pc, pstate
+)
+
+// machineFromPRStatus names the machine the NT_PRSTATUS notes were written
+// for, by their size, or "" when there are none or they disagree.
+func machineFromPRStatus(notes []Note) string {
+	m := ""
+	for _, n := range notes {
+		if n.Name != "CORE" || n.Type != ntPRStatus {
+			continue
+		}
+		var this string
+		switch len(n.Desc) {
+		case prstatusSizeX86_64:
+			this = "x86_64"
+		case prstatusSizeAArch64:
+			this = "aarch64"
+		default:
+			return ""
+		}
+		if m != "" && m != this {
+			return ""
+		}
+		m = this
+	}
+	return m
+}
+
 // finishNotes derives VMCOREINFO, PRStatus and QEMU CPU states from d.notes.
 func (d *Dump) finishNotes() {
 	for _, n := range d.notes {

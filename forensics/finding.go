@@ -73,6 +73,9 @@ const (
 	StatusPartial    = "partial"     // examined in part; what was not is in Note
 	StatusNotChecked = "not checked" // could not be examined at all (Note says why)
 	StatusAbsent     = "absent"      // the kernel has no such thing (e.g. no ia32 table)
+	// StatusUnsupported: the check is written for another architecture
+	// (Note says which); nothing was missed that it could have read.
+	StatusUnsupported = "unsupported"
 )
 
 // CheckResult is what one check examined.

@@ -174,6 +174,9 @@ func readViews(c *Context, l *modLayout, ms space) ([numViews]*view, map[uint64]
 // not asked of package mm: mm.New probes struct page, which on a BTF-only
 // vmlinux costs a scan of every type, for two constants.
 func moduleSpace(k *kernel.Kernel) space {
+	if start, end, ok := k.ARM64ModuleSpace(); ok {
+		return space{start, end}
+	}
 	const startKernelMap, modulesEnd = 0xffffffff80000000, 0xffffffffff000000
 	image := uint64(512 << 20)
 	if k.Layout().KASLROffset != 0 {

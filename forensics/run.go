@@ -53,19 +53,23 @@ func needsVmlinuxNote(what string) string {
 	return "not checked: needs the vmlinux (" + what + "; types and symbols were read from the dump)"
 }
 
-// The checks, in report order. The first is run before the rest.
+// The checks, in report order. The first is run before the rest. Those
+// with an x86Only reason are reported unsupported on other architectures.
 var checks = []struct {
-	name string
-	run  checkFunc
+	name    string
+	run     checkFunc
+	x86Only string
 }{
-	{"modules", checkModules},
-	{"syscalls", checkSyscalls},
-	{"idt", checkIDT},
-	{"ftrace", checkFtrace},
-	{"kprobes", checkKprobes},
-	{"seq_ops", checkSeqOps},
-	{"text", checkText},
-	{"taint", checkTaint},
+	{"modules", checkModules, ""},
+	{"syscalls", checkSyscalls, "x86_64 system call tables, compared with the vmlinux's link-time entries"},
+	{"idt", checkIDT, "the x86 interrupt descriptor table"},
+	{"ftrace", checkFtrace, ""},
+	{"kprobes", checkKprobes, ""},
+	// arm64's vmlinux is position-independent: its link-time pointers are
+	// R_AARCH64_RELATIVE relocations applied at boot, 0 in the file.
+	{"seq_ops", checkSeqOps, "compares pointers with the vmlinux's link-time values, which arm64 relocates at boot"},
+	{"text", checkText, "x86 instruction decoding and patch sites"},
+	{"taint", checkTaint, ""},
 }
 
 // CheckNames lists the checks Run knows, in report order.
@@ -99,7 +103,13 @@ func Run(k *kernel.Kernel, opts Options) (*Report, error) {
 
 	results := make([]CheckResult, len(checks))
 	found := make([][]Finding, len(checks))
+	arch := k.Layout().Arch
 	run := func(i int) {
+		if checks[i].x86Only != "" && arch != "x86_64" {
+			results[i] = CheckResult{Check: checks[i].name, Status: StatusUnsupported,
+				Note: fmt.Sprintf("not supported on %s: %s", arch, checks[i].x86Only)}
+			return
+		}
 		found[i], results[i] = checks[i].run(c)
 		results[i].Check = checks[i].name
 		if results[i].Status == "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // KSym is one kallsyms symbol: what /proc/kallsyms shows.
@@ -307,12 +308,19 @@ func (k *Kernel) ModuleKallsyms(m Module) ([]KSym, error) {
 			}
 			name = s
 		}
-		if name == "" {
+		if name == "" || isMappingSymbol(name) {
 			continue
 		}
 		out = append(out, KSym{Name: name, Addr: value, Type: types[i]})
 	}
 	return out, nil
+}
+
+// isMappingSymbol tells the ELF mapping symbols of arm64 and arm ($x code,
+// $d data, $a, $t; optionally with a ".suffix"), which mark what follows
+// rather than name it: the kernel's own lookups skip them too.
+func isMappingSymbol(name string) bool {
+	return len(name) >= 2 && name[0] == '$' && strings.IndexByte("adtx", name[1]) >= 0 && (len(name) == 2 || name[2] == '.')
 }
 
 // indexNUL returns the index of the NUL ending the string at off in b, or

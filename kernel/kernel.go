@@ -22,7 +22,6 @@ import (
 	"github.com/vmleak/vmleak/elfcore"
 	"github.com/vmleak/vmleak/kdwarf"
 	"github.com/vmleak/vmleak/vmcoreinfo"
-	"github.com/vmleak/vmleak/xlat"
 )
 
 // Errors a caller can test for with errors.Is / errors.As.
@@ -47,7 +46,7 @@ func (e *UnsupportedArchError) Error() string {
 	if arch == "" {
 		arch = "unknown"
 	}
-	return fmt.Sprintf("kernel: %s: unsupported architecture %s (%s): only x86_64 kernels are analyzed", e.Dump, arch, e.Target)
+	return fmt.Sprintf("kernel: %s: unsupported architecture %s (%s): only x86_64 and arm64 kernels are analyzed", e.Dump, arch, e.Target)
 }
 
 // Is makes errors.Is(err, ErrUnsupported) true.
@@ -127,7 +126,7 @@ type Kernel struct {
 	types     *kdwarf.File     // nil with Options.SkipVmlinux
 	ownTypes  bool             // types was opened here, and is closed with the Kernel
 	origin    Origin           // where types came from, in dump-only mode
-	tr        *xlat.X86_64
+	tr        translator
 	release   string
 	lay       Layout
 	debugDirs []string // roots searched for module debuginfo (Options.DebugDirs)
@@ -146,15 +145,32 @@ type Kernel struct {
 	kallsymsFound map[string]uint64
 }
 
+// translator is the architecture's page-table walker (xlat.X86_64, xlat.ARM64).
+type translator interface {
+	Translate(va uint64) (pa, pageSize uint64, err error)
+	ReadVirt(p []byte, va uint64) (int, error)
+}
+
 // Layout is where the kernel sits in memory, found by Open.
 type Layout struct {
+	Arch        string // "x86_64" or "arm64"
 	KASLROffset uint64 // virtual KASLR shift of the kernel image
-	PhysBase    uint64
-	PageOffset  uint64 // base of the direct map (page_offset_base)
+	PhysBase    uint64 // x86_64: phys_base; arm64: PHYS_OFFSET (memstart_addr)
+	// PageOffset is the direct-map address of physical address 0:
+	// page_offset_base on x86_64, PAGE_OFFSET - PHYS_OFFSET on arm64.
+	PageOffset uint64
+	// VmemmapBase is the struct page of page frame 0 (vmemmap_base on
+	// x86_64; arm64's vmemmap, below VMEMMAP_START when RAM starts high).
 	VmemmapBase uint64
 	VmallocBase uint64
-	Levels      int    // page-table levels (4 or 5)
-	LocatedBy   string // "vmcoreinfo", "cpu-state" or "memory scan"
+	Levels      int // page-table levels walked (x86_64: 4 or 5)
+	// arm64 only (zero elsewhere, and where VMCOREINFO does not say).
+	VABits                   int    // NUMBER(VA_BITS)
+	KimageVoffset            uint64 // NUMBER(kimage_voffset): image va - pa
+	VmallocEnd               uint64
+	ModulesStart, ModulesEnd uint64
+	VmemmapStart, VmemmapEnd uint64
+	LocatedBy                string // "vmcoreinfo", "cpu-state" or "memory scan"
 	// Located says where the locator found the kernel, where it says more
 	// than its name ("banner at PA …, init_top_pgt at PA …" for the memory scan).
 	Located string
@@ -185,8 +201,15 @@ func (k *Kernel) Release() string { return k.release }
 // (Options.SkipVmlinux), since locating the kernel needs its symbols.
 func (k *Kernel) Layout() Layout { return k.lay }
 
-// PageSize is the dump's page size.
-func (k *Kernel) PageSize() uint64 { return k.dump.PageSize() }
+// PageSize is the kernel's page size: VMCOREINFO's PAGESIZE, else the
+// dump's. They differ in QEMU's kdump files of arm64 guests, written in
+// 64 KiB blocks whatever the guest's granule.
+func (k *Kernel) PageSize() uint64 {
+	if k.info != nil && k.info.PageSize != 0 {
+		return k.info.PageSize
+	}
+	return k.dump.PageSize()
+}
 
 // DebugDirs are the extra roots searched for debuginfo (Options.DebugDirs).
 func (k *Kernel) DebugDirs() []string { return append([]string(nil), k.debugDirs...) }
@@ -267,7 +290,7 @@ func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 		if k.release == "" && opts.Vmlinux == "" && opts.Types == nil {
 			k.release = imageRelease(d)
 		}
-	} else if d.Arch() != "x86_64" {
+	} else if d.Arch() != "x86_64" && d.Arch() != "aarch64" {
 		return nil, &UnsupportedArchError{Dump: dumpPath, Arch: d.Arch(), Target: d.Target()}
 	}
 	if opts.SkipVmlinux {

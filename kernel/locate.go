@@ -20,6 +20,10 @@ const (
 // locators, by what the dump holds: VMCOREINFO, else QEMU's CPU state, else
 // memory alone (the memory scan of locate_memory.go).
 func (k *Kernel) locate() error {
+	if k.dump.Arch() == "aarch64" {
+		return k.locateARM64()
+	}
+	k.lay.Arch = "x86_64"
 	if k.info != nil && k.info.HasKernelOffset {
 		return k.locateByVMCOREINFO()
 	}

@@ -825,10 +825,14 @@ func (r *reader) cpuMask(sym string, n int) (map[int]bool, error) {
 // ---- Vmalloc ----
 
 func (r *reader) vmallocTotal() (int64, error) {
-	// VMALLOC_END is VMALLOC_START + size - 1.
+	// /proc/meminfo prints (VMALLOC_END - VMALLOC_START) >> 10: on x86_64
+	// VMALLOC_END is VMALLOC_START + size - 1, on arm64 the end itself.
 	v, err := r.mm.Vmalloc()
 	if err != nil {
 		return 0, err
+	}
+	if r.k.Layout().Arch == "arm64" {
+		return int64(v.Size >> 10), nil
 	}
 	return int64((v.Size - 1) >> 10), nil
 }

@@ -281,9 +281,15 @@ func TestRealMeminfo(t *testing.T) {
 	for _, m := range ms {
 		total += len(m.Dumps)
 	}
-	if len(ms) < len(fixture.Names(t)) || dumps < total {
+	names := 0 // the x86_64 fixtures, which fixture.All returns when all are built
+	for _, n := range fixture.Names(t) {
+		if !strings.HasSuffix(n, "-arm64") {
+			names++
+		}
+	}
+	if len(ms) < names || dumps < total {
 		t.Logf("%d of %d dumps of %d of %d fixtures compared: not checking that each exact line is non-zero somewhere",
-			dumps, total, len(ms), len(fixture.Names(t)))
+			dumps, total, len(ms), names)
 		return
 	}
 	for _, name := range exact {

@@ -63,6 +63,17 @@ func forEachDump(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, d fixt
 	}
 }
 
+// forEachDumpAnyArch is forEachDump over the arm64 fixtures too, for the
+// tests whose oracles are the guest's own.
+func forEachDumpAnyArch(t *testing.T, fn func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile)) {
+	forEachDump(t, fn)
+	for _, m := range fixture.ARM64(t) {
+		for _, d := range m.Dumps {
+			t.Run(m.Name+"/"+d.File, func(t *testing.T) { fn(t, m, d) })
+		}
+	}
+}
+
 // Every row of crash's kmem -s, on every dump crash can read (all the 5.10
 // and 6.1 fixtures, every format), equals the census: same caches in the same order,
 // same object size, allocated, total, slabs and slab size.
@@ -254,10 +265,10 @@ func TestObjectsEqualCensus(t *testing.T) {
 	}
 }
 
-// Census and counters agree on every cache of every dump, or the
+// Census and counters agree on every cache of every dump (arm64's too), or the
 // disagreement has a known cause recorded with it.
 func TestCensusAgreesWithCounters(t *testing.T) {
-	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+	forEachDumpAnyArch(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
 		_, _, c := census(t, m, d)
 		if c.Partial {
 			t.Errorf("census partial: %v", c.Warnings)
@@ -282,7 +293,7 @@ func TestCensusAgreesWithCounters(t *testing.T) {
 
 // The test module's own cache holds exactly what the module says it holds.
 func TestTestModuleCache(t *testing.T) {
-	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+	forEachDumpAnyArch(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
 		if m.TestModule == nil {
 			t.Skip("no test module on this kernel")
 		}
@@ -316,7 +327,7 @@ func TestTestModuleCache(t *testing.T) {
 // while the kernel was still running, so only quiet-by-construction caches
 // (the test module's) are held exactly there.
 func TestCensusWithinSlabinfo(t *testing.T) {
-	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+	forEachDumpAnyArch(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
 		pre, err := oracle.ParseSlabinfo(m.Oracle(t, d.Oracle+".slabinfo"))
 		if err != nil {
 			t.Fatal(err)
@@ -376,7 +387,7 @@ func between(x, a, b int64) bool { return x >= min(a, b) && x <= max(a, b) }
 // Aliases equal the guest's /sys/kernel/slab links: every link to a cache's
 // directory other than the cache's own name.
 func TestAliases(t *testing.T) {
-	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+	forEachDumpAnyArch(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
 		links := map[string][]string{} // target dir -> link names
 		for _, l := range strings.Split(strings.TrimSpace(m.Oracle(t, d.Oracle+".slab-aliases")), "\n") {
 			f := strings.Fields(l)
@@ -450,7 +461,7 @@ func filesAt(m *fixture.Manifest, n int) int64 {
 // shmem inode; the in-tree isofs module's own cache exists, unmerged and
 // empty (nothing is mounted).
 func TestKnownWorkloads(t *testing.T) {
-	forEachDump(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
+	forEachDumpAnyArch(t, func(t *testing.T, m *fixture.Manifest, d fixture.DumpFile) {
 		_, _, c := census(t, m, d)
 		iso := c.Cache("isofs_inode_cache")
 		if iso == nil || iso.Allocated != 0 || len(iso.Aliases) != 0 {

@@ -12,9 +12,9 @@
 // may install fast paths for the kernel's linear mappings
 // (SetDirectMap, SetKernelImage) once it has found their randomized bases.
 //
-// Only x86_64 is implemented. Architectures are distinct types with the
-// same method set rather than a compile-time choice, because the dump being
-// analysed decides the architecture at run time, not the analysing host.
+// x86_64 (X86_64) and arm64 (ARM64) are implemented. Architectures are
+// distinct types with the same method set rather than a compile-time
+// choice, because the dump being analysed decides the architecture at run time, not the analysing host.
 package xlat
 
 import (
@@ -63,7 +63,7 @@ var (
 // errors.Is and errors.As.
 type TranslateError struct {
 	VA      uint64 // the virtual address being translated
-	Level   int    // 5..1 = PML5, PML4, PDPT, PD, PT; 0 if not tied to a level
+	Level   int    // 5..1 = PML5, PML4, PDPT, PD, PT (arm64: levels left, 1 = L3); 0 if not tied to a level
 	Entry   uint64 // value of the offending entry, when one was read
 	EntryPA uint64 // physical address of that entry (or of the table, for table reads)
 	Msg     string // what happened, without the VA

@@ -270,7 +270,7 @@ func TestMeminfoAndDmesg(t *testing.T) {
 // ("-" where /proc/modules prints no taint flags), and --json carries the
 // same modules.
 func TestModulesCommand(t *testing.T) {
-	for _, name := range []string{"bookworm-kdump", "trixie-qemu", "sid-qemu"} {
+	for _, name := range []string{"bookworm-kdump", "trixie-qemu", "sid-qemu", "bookworm-arm64"} {
 		m := fixture.Load(t, name)
 		d := m.Dumps[0]
 		t.Run(name+"/"+d.File, func(t *testing.T) {

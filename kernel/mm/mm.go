@@ -277,6 +277,13 @@ func (r Region) Contains(va uint64) bool { return va >= r.Start && va-r.Start < 
 // VMALLOC_SIZE_TB of arch/x86/include/asm/pgtable_64_types.h, 32 TiB with
 // 4-level paging and 12800 TiB with 5-level, a quarter of it under KMSAN.
 func (m *MM) Vmalloc() (Region, error) {
+	if m.lay.Arch == "arm64" {
+		// VMCOREINFO's NUMBER(VMALLOC_START) and NUMBER(VMALLOC_END).
+		if m.lay.VmallocEnd <= m.lay.VmallocBase {
+			return Region{}, errors.New("mm: the arm64 kernel's VMCOREINFO gives no vmalloc range (before v6.4 and its stable backports)")
+		}
+		return Region{m.lay.VmallocBase, m.lay.VmallocEnd - m.lay.VmallocBase}, nil
+	}
 	var tb uint64
 	switch m.lay.Levels {
 	case 4:
@@ -297,6 +304,12 @@ func (m *MM) Vmalloc() (Region, error) {
 // 1 TiB with 4-level paging, 0.5 PiB with 5-level); struct pages exist in it
 // only for page frames below MaxPFN.
 func (m *MM) Vmemmap() Region {
+	if m.lay.Arch == "arm64" {
+		if m.lay.VmemmapEnd > m.lay.VmemmapStart {
+			return Region{m.lay.VmemmapStart, m.lay.VmemmapEnd - m.lay.VmemmapStart}
+		}
+		return Region{m.lay.VmemmapBase, m.maxPFN * m.structPage}
+	}
 	if m.lay.Levels == 5 {
 		return Region{m.lay.VmemmapBase, 1 << 49}
 	}
@@ -312,10 +325,21 @@ func (m *MM) Vmemmap() Region {
 // former; otherwise the wider region is taken, the kernel image below it
 // being named by its symbols first.
 func (m *MM) Modules() Region {
+	if m.lay.Arch == "arm64" {
+		return m.arm64Modules()
+	}
 	const startKernelMap, modulesEnd = 0xffffffff80000000, 0xffffffffff000000
 	image := uint64(512 << 20)
 	if m.lay.KASLROffset != 0 {
 		image = 1 << 30
 	}
 	return Region{startKernelMap + image, modulesEnd - (startKernelMap + image)}
+}
+
+// arm64Modules is kernel.ARM64ModuleSpace as a Region (empty when unknown).
+func (m *MM) arm64Modules() Region {
+	if start, end, ok := m.k.ARM64ModuleSpace(); ok {
+		return Region{start, end - start}
+	}
+	return Region{}
 }

@@ -40,7 +40,8 @@ die() {
 install_tools() {
 	local need=() p
 	# package:command pairs; a package is installed only when its command is missing.
-	for p in qemu-system-x86:qemu-system-x86_64 busybox-static:busybox cpio:cpio kexec-tools:kexec \
+	for p in qemu-system-x86:qemu-system-x86_64 qemu-system-arm:qemu-system-aarch64 gcc-aarch64-linux-gnu:aarch64-linux-gnu-gcc \
+		busybox-static:busybox cpio:cpio kexec-tools:kexec \
 		makedumpfile:makedumpfile crash:crash python3:python3 xz-utils:xz zstd:zstd gcc:gcc make:make clang:clang \
 		binutils:addr2line llvm:llvm-addr2line chromium:chromium; do
 		command -v "${p#*:}" >/dev/null 2>&1 || need+=("${p%%:*}")

@@ -20,6 +20,11 @@
 #           write the guest's memory to the extra disks (see lime/cut.py);
 #           the dump step follows.
 # steps:    see guest/init; growslabs:N allocates N whole slabs of test objects.
+# suite:    a Debian release; with -arm64, its arm64 kernel booted under
+#           qemu-system-aarch64 -M virt -cpu max (kernels.sh suite_arch): the test
+#           modules cross-built (build_foreign_modules), no kdump producer, and
+#           drgn's per-object census instead of crash as the slab oracle. Such
+#           dumps are named *-arm64: the tests tell them apart by name.
 # fwcfg:    1 loads qemu_fw_cfg and adds -device vmcoreinfo (VMCOREINFO in QEMU dumps).
 # qemu-extra: numa, la57, lime (two raw virtio disks for LiME's images) or "-".
 # "-" means empty.
@@ -39,6 +44,7 @@ bullseye-kdump   bullseye kdump 768  2 1000:300:1000:50:3000 2000 kdump         
 bullseye-qemu    bullseye qemu  512  2 1000:300:1000:50:3000+200:120:1000 2000 dump           kdump-zlib     1 - -
 bookworm-rootkit bookworm qemu  512  2 1000:300:1000:50:3000+200:120:1000+rootkit 2000 dump   elf,kdump-zlib 1 - slub_debug=U
 bookworm-lime    bookworm qemu  256  2 1000:300:1000:50:3000+lime -    dump                        elf,kdump-zlib 1 lime -
+bookworm-arm64   bookworm-arm64 qemu 512 2 1000:300:1000:50:3000 2000 dump                   elf,kdump-zlib 1 - -
 '
 
 # Opt-in dumps: built only when named (build.sh NAME, or
@@ -149,7 +155,9 @@ build_test_modules() {
 		local b log
 		b=$(mktemp -d)
 		log=$b/build.log
-		if [[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]]; then
+		if [[ $(suite_arch "$suite") != amd64 ]]; then
+			build_foreign_modules "$suite" "$rel" "$b" || exit 1
+		elif [[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]]; then
 			if [[ ! -d /usr/src/linux-headers-$rel ]]; then
 				log "apt-get install linux-headers-$rel"
 				DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "linux-headers-$rel" >/dev/null ||
@@ -191,6 +199,56 @@ build_test_modules() {
 		rm -rf "$b"
 	fi
 	echo "$out"
+}
+
+# build_foreign_modules suite release dir: cross-builds the test modules into
+# dir for a foreign-architecture kernel of the machine's Debian release: the
+# kernel's own linux-headers (extracted, not installed) with the machine's
+# linux-kbuild (its fixdep and modpost are host programs; the arm64
+# package's are arm64 ones) and the suite's cross gcc (gcc-<N>-<triplet>,
+# the compiler the headers name).
+build_foreign_modules() {
+	local suite=$1 rel=$2 b=$3 arch hdr p ver deb kb
+	arch=$(suite_arch "$suite")
+	hdr=$FIX/kernels/$rel/headers
+	if [[ ! -f $hdr/.done ]]; then
+		rm -rf "$hdr" && mkdir -p "$hdr"
+		local common
+		common=$(pkg_field "$suite" "linux-headers-$rel" Depends | tr ',' '\n' | grep -o 'linux-headers-[^ ]*-common' | head -n1)
+		[[ -n $common ]] || die "$suite: linux-headers-$rel names no -common headers"
+		for p in "linux-headers-$rel" "$common"; do
+			ver=$(pkg_field "$suite" "$p" Version)
+			[[ -n $ver ]] || die "$suite: no $p"
+			(cd "$FIX/debs" && suite_apt "$suite" apt-get download -qq "$p=$ver" >/dev/null) || die "download of $p failed"
+			deb=$(ls "$FIX/debs/${p}_"*"${ver#*:}"*.deb | head -n1)
+			dpkg-deb -x "$deb" "$hdr"
+		done
+		# The headers' Makefile includes the -common tree by absolute path.
+		sed -i "s|^include /usr/src/|include $hdr/usr/src/|" "$hdr/usr/src/linux-headers-$rel/Makefile"
+		kb=$(readlink "$hdr/usr/src/linux-headers-$rel/scripts") # ../../lib/linux-kbuild-X.Y/scripts
+		kb=${kb#../../lib/}
+		kb=${kb%/scripts}
+		[[ -d /usr/lib/$kb ]] || {
+			log "apt-get install $kb"
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$kb" >/dev/null || die "cannot install $kb"
+		}
+		mkdir -p "$hdr/usr/lib" && ln -sfn "/usr/lib/$kb" "$hdr/usr/lib/$kb"
+		touch "$hdr/.done"
+	fi
+	local triplet
+	case $arch in
+	arm64) triplet=aarch64-linux-gnu ;;
+	*) die "no cross compiler known for $arch" ;;
+	esac
+	command -v "$triplet-gcc" >/dev/null || {
+		log "apt-get install gcc-$triplet"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "gcc-$triplet" >/dev/null || die "cannot install gcc-$triplet"
+	}
+	cp "$HERE"/module/* "$b/"
+	make -s -C "$hdr/usr/src/linux-headers-$rel" M="$b" CROSS_COMPILE="$triplet-" modules >"$b/build.log" 2>&1 || {
+		cat "$b/build.log" >&2
+		die "test module cross-build failed for $rel"
+	}
 }
 
 # build_rootkit_module suite release -> directory holding vmleak_rootkit.ko
@@ -291,6 +349,23 @@ copy_bin() {
 	done
 }
 
+# foreign_busybox suite -> path of the static busybox of the suite's
+# architecture, from its busybox-static package (cached under $FIX/debs).
+foreign_busybox() {
+	local suite=$1 arch out ver deb
+	arch=$(suite_arch "$suite")
+	out=$FIX/debs/busybox-$arch
+	if [[ ! -x $out ]]; then
+		ver=$(pkg_field "$suite" busybox-static Version)
+		[[ -n $ver ]] || die "$suite: no busybox-static"
+		(cd "$FIX/debs" && suite_apt "$suite" apt-get download -qq "busybox-static=$ver" >/dev/null) || die "download of busybox-static ($arch) failed"
+		deb=$(ls "$FIX/debs/busybox-static_"*_"$arch".deb | head -n1)
+		dpkg-deb --fsys-tarfile "$deb" | tar -xO ./bin/busybox >"$out.tmp" || die "no bin/busybox in $deb"
+		chmod +x "$out.tmp" && mv "$out.tmp" "$out"
+	fi
+	echo "$out"
+}
+
 # build_initrd suite release with_test -> path of the gzip'd initramfs
 # with_test: 0 (no test modules), 1 (vmleak_test and vmleak_peer), rootkit
 # (those and vmleak_rootkit) or lime (those and the LiME modules).
@@ -310,7 +385,11 @@ build_initrd() {
 	local root
 	root=$(mktemp -d)
 	mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,mnt,modules,boot}
-	cp /bin/busybox "$root/bin/busybox"
+	if [[ $(suite_arch "$suite") == amd64 ]]; then
+		cp /bin/busybox "$root/bin/busybox"
+	else
+		cp "$(foreign_busybox "$suite")" "$root/bin/busybox" || exit 1
+	fi
 	cp "$HERE/guest/init" "$root/init"
 	chmod +x "$root/init"
 	local m p
@@ -335,8 +414,11 @@ build_initrd() {
 		lm=$(build_lime_modules "$suite" "$rel") || exit 1
 		cp "$lm"/*.ko "$root/modules/" || exit 1
 	fi
-	copy_bin "$root" "$(command -v makedumpfile)"
-	copy_bin "$root" "$(command -v kexec)"
+	# The capture kernel's tools are the host's, so amd64 guests only.
+	if [[ $(suite_arch "$suite") == amd64 ]]; then
+		copy_bin "$root" "$(command -v makedumpfile)"
+		copy_bin "$root" "$(command -v kexec)"
+	fi
 	# The capture kernel boots this same tree; the first kernel gets it again under /boot.
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out.capture"
 	cp -L "$kdir/vmlinuz" "$root/boot/vmlinuz"
@@ -399,7 +481,9 @@ build_dump() { # name
 	[[ -n $line ]] || die "unknown dump $name (see --list)"
 	local _ suite producer mem smp test files steps formats fwcfg extra cmdx
 	read -r _ suite producer mem smp test files steps formats fwcfg extra cmdx <<<"$line"
-	local rel=${REL[$suite]} kdir out hash
+	local rel=${REL[$suite]} kdir out hash arch
+	arch=$(suite_arch "$suite")
+	[[ $arch == amd64 || ($producer == qemu && $test != *+*) ]] || die "$name: $arch guests take QEMU dumps, with at most the main test module"
 	kdir=$FIX/kernels/$rel
 	out=$FIX/dumps/$name
 	hash=$(recipe_hash "$name" "$rel")
@@ -448,8 +532,18 @@ build_dump() { # name
 	margs=$(machine_args "$mem" "$smp" "$fwcfg" "$extra" "$w") || exit 1
 	read -r -a args <<<"$margs"
 	mkfifo "$w/ctl.in" "$w/ctl.out"
-	args+=(-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$cmdline"
-		-serial "file:$w/serial.log" -serial "pipe:$w/ctl" -qmp "unix:$w/qmp.sock,server=on,wait=off")
+	args+=(-kernel "$kdir/vmlinuz" -initrd "$initrd" -append "$cmdline" -qmp "unix:$w/qmp.sock,server=on,wait=off")
+	local qemu=qemu-system-x86_64
+	if [[ $arch == arm64 ]]; then
+		# virt's own UART is a PL011 (ttyAMA0); guest/init talks to ttyS0 and
+		# ttyS1, which a PCI 16550 pair provides (8250_pci is built in).
+		# pauth-impdef: TCG's QARMA is slow; the PAC bits are there either way.
+		qemu=qemu-system-aarch64
+		args=(-M virt -cpu max,pauth-impdef=on "${args[@]}" -chardev "file,id=s0,path=$w/serial.log" -chardev "pipe,id=s1,path=$w/ctl"
+			-device pci-serial-2x,chardev1=s0,chardev2=s1)
+	else
+		args+=(-serial "file:$w/serial.log" -serial "pipe:$w/ctl")
+	fi
 	local dumps_json=()
 	if [[ $producer == kdump ]]; then
 		truncate -s $(((mem + 128) * 1024 * 1024)) "$w/elf.img"
@@ -457,7 +551,7 @@ build_dump() { # name
 		args+=(-drive "file=$w/elf.img,format=raw,if=virtio" -drive "file=$w/flat-lzo.img,format=raw,if=virtio"
 			-drive "file=$w/flat-zlib.img,format=raw,if=virtio")
 	fi
-	qemu-system-x86_64 "${args[@]}" >"$w/qemu.log" 2>&1 &
+	"$qemu" "${args[@]}" >"$w/qemu.log" 2>&1 &
 	local qpid=$!
 	if [[ $producer == qemu ]]; then
 		local n=0 nd
@@ -546,10 +640,15 @@ build_dump() { # name
 	# and its failure on newer kernels is recorded as that kernel's oracle.
 	local f
 	for f in "$out"/kdump.* "$out"/qemu*; do
-		[[ -f $f && $f != *.flat-* ]] || continue
+		[[ -f $f && $f != *.flat-* && $arch == amd64 ]] || continue
 		log "$name: crash on $(basename "$f")"
 		run_crash "$f" "$kdir/vmlinux" "$out/oracle/crash"
 	done
+	if [[ $arch != amd64 ]]; then
+		# crash 8.0 as Debian builds it reads x86_64 only: drgn's per-object
+		# census is the slab oracle.
+		drgn_oracle "$out" "$kdir/vmlinux"
+	fi
 	local testjson=null peerjson=null rootkitjson=null
 	if [[ $trk == rootkit ]]; then
 		# The module's own account of what it did, from the kernel log in the
@@ -576,7 +675,7 @@ build_dump() { # name
 		cat <<EOF
 {"name":"$name","recipe":"$hash","suite":"$suite","kernel_release":"$rel",
  "kernel":"kernels/$rel/kernel.json","vmlinux":"kernels/$rel/vmlinux","debuginfo_dir":"kernels/$rel/usr/lib/debug/lib/modules/$rel",
- "producer":"$producer","guest":{"mem_mib":$mem,"smp":$smp,"machine":"$extra","fw_cfg":$([[ $fwcfg == 1 ]] && echo true || echo false),"cmdline":"$cmdline"},
+ "producer":"$producer","arch":"$arch","guest":{"mem_mib":$mem,"smp":$smp,"machine":"$extra","fw_cfg":$([[ $fwcfg == 1 ]] && echo true || echo false),"cmdline":"$cmdline"},
  "steps":"$steps","tmpfs_files":$([[ $files == - ]] && echo 0 || echo "$files"),"test_module":$testjson,"peer_module":$peerjson,"rootkit":$rootkitjson,
  "dumps":[${dumps_json[*]}],"build_seconds":$((SECONDS - t0))}
 EOF
@@ -593,6 +692,52 @@ EOF
 whatis_oracle() {
 	local name=$1 suite
 	suite=$(scenario "$name" | awk '{print $2}')
+	[[ $(suite_arch "$suite") == amd64 ]] || return 0 # crash reads x86_64 only
 	python3 "$HERE/lab.py" whatis "$FIX/dumps/$name" "$FIX/kernels/${REL[$suite]}/vmlinux" ||
 		die "$name: whatis oracle failed"
+}
+
+# drgn_oracle dumpdir vmlinux: drgn 0.3.0's per-object walk of every slab
+# cache (slab_cache_for_each_allocated_object, the oracle crash is on x86),
+# for each non-flattened dump, to oracle/drgn/<dump>.slabs: "name allocated"
+# per cache. drgn runs in the lab's sid chroot (build_chroot), where
+# python3-drgn is installed once; it reads arm64 dumps on an x86_64 host.
+drgn_oracle() {
+	local out=$1 vmlinux=$2 ch mnt f
+	ch=$(build_chroot sid "$(awk '$1=="sid" {print $2; exit}' "$HERE/kernels.lock")") || exit 1
+	chroot "$ch" drgn --version >/dev/null 2>&1 ||
+		chroot "$ch" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-drgn >/dev/null ||
+		die "cannot install python3-drgn in the sid chroot"
+	mnt=$(mktemp -d "$ch/tmp/vmleak-drgn.XXXXXX")
+	mkdir -p "$mnt/dump" "$mnt/vmlinux" "$out/oracle/drgn"
+	mount --bind -o ro "$out" "$mnt/dump" && mount --bind -o ro "$(dirname "$(readlink -f "$vmlinux")")" "$mnt/vmlinux" ||
+		die "cannot bind-mount into the sid chroot"
+	cat >"$mnt/slabs.py" <<'PY'
+from drgn.helpers.linux.slab import for_each_slab_cache, slab_cache_for_each_allocated_object
+for s in for_each_slab_cache(prog):
+    n = sum(1 for _ in slab_cache_for_each_allocated_object(s, "void"))
+    print(s.name.string_().decode(), n)
+PY
+	local rel=${mnt#"$ch"} rc t0 b ok=0
+	for f in "$out"/qemu*; do
+		[[ -f $f && $f != *.flat-* ]] || continue
+		b=$(basename "$f") rc=0 t0=$SECONDS
+		log "$(basename "$out"): drgn on $b"
+		nice -n 5 timeout 3600 chroot "$ch" drgn -q -c "$rel/dump/$b" -s "$rel/vmlinux/$(basename "$(readlink -f "$vmlinux")")" "$rel/slabs.py" \
+			>"$out/oracle/drgn/$b.slabs" 2>"$out/oracle/drgn/$b.stderr" || rc=$?
+		log "$(basename "$out"): drgn on $b: exit $rc in $((SECONDS - t0)) s"
+		if ((rc == 0)); then
+			ok=1
+			rm -f "$out/oracle/drgn/$b.stderr"
+		else
+			# Recorded, not fatal, like crash's failures: drgn's libkdumpfile
+			# refuses QEMU's arm64 kdump files (utsname.machine "Unknown").
+			# Every dump of one index holds the same memory, so one census serves.
+			rm -f "$out/oracle/drgn/$b.slabs"
+			mv "$out/oracle/drgn/$b.stderr" "$out/oracle/drgn/$b.error"
+		fi
+	done
+	umount "$mnt/dump" "$mnt/vmlinux"
+	rm -rf "$mnt"
+	((ok)) || die "drgn read none of the dumps of $out (see $out/oracle/drgn)"
 }

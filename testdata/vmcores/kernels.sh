@@ -7,9 +7,15 @@
 # current one is used instead, the change is reported, and every oracle is
 # regenerated because fixtures are keyed by kernel release.
 
+# A suite names a Debian release and, after a dash, a foreign architecture:
+# "bookworm" is amd64, "bookworm-arm64" the same release's arm64 packages.
+suite_arch() { case $1 in *-arm64) echo arm64 ;; *) echo amd64 ;; esac }
+suite_dist() { echo "${1%-arm64}"; }
+
 # apt for suites other than the machine's own, without touching system state.
 suite_apt() { # suite cmd args...
-	local suite=$1 cmd=$2
+	local suite=$1 cmd=$2 arch
+	arch=$(suite_arch "$suite")
 	shift 2
 	if [[ $suite == "$(. /etc/os-release && echo "$VERSION_CODENAME")" ]]; then
 		# The machine's own suite: the system's sources include its security updates.
@@ -23,10 +29,12 @@ suite_apt() { # suite cmd args...
 		uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
 		[[ -n $uri ]] || uri=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
 		[[ -n $uri ]] || die "cannot find the Debian mirror URI in /etc/apt"
-		echo "deb $uri $suite main" >"$d/sources.list"
+		echo "deb [arch=$arch] $uri $(suite_dist "$suite") main" >"$d/sources.list"
 	fi
 	local opts=(-o "Dir::Etc::sourcelist=$d/sources.list" -o Dir::Etc::sourceparts=-
 		-o "Dir::State::Lists=$d/lists" -o "Dir::Cache=$d/cache" -o Dir::State::status=/dev/null -o APT::Sandbox::User=root)
+	# A foreign architecture's packages, listed and downloaded but never installed.
+	[[ $arch == amd64 ]] || opts+=(-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch")
 	"$cmd" "${opts[@]}" "$@"
 }
 
@@ -47,9 +55,10 @@ pkg_field() {
 
 # Prints the kernel release the suite's cloud metapackage depends on, e.g. 6.1.0-56-cloud-amd64.
 resolve_release() { # suite
-	local dep
-	dep=$(pkg_field "$1" linux-image-cloud-amd64 Depends | tr ',' '\n' | grep -o 'linux-image-[^ ]*-cloud-amd64' | head -n1)
-	[[ -n $dep ]] || die "cannot resolve linux-image-cloud-amd64 in $1"
+	local dep arch
+	arch=$(suite_arch "$1")
+	dep=$(pkg_field "$1" "linux-image-cloud-$arch" Depends | tr ',' '\n' | grep -o "linux-image-[^ ]*-cloud-$arch" | head -n1)
+	[[ -n $dep ]] || die "cannot resolve linux-image-cloud-$arch in $1"
 	echo "${dep#linux-image-}"
 }
 
@@ -83,7 +92,8 @@ kernel_packages() { # suite release
 # fetch_kernel suite: downloads and extracts one kernel under $FIX/kernels/<release>.
 # Writes $FIX/kernels/<release>/kernel.json with package versions and sha256.
 fetch_kernel() {
-	local suite=$1 rel kdir pkgs p
+	local suite=$1 rel kdir pkgs p arch
+	arch=$(suite_arch "$suite")
 	suite_update "$suite"
 	rel=$(choose_release "$suite")
 	kdir=$FIX/kernels/$rel
@@ -98,11 +108,11 @@ fetch_kernel() {
 		local ver deb
 		ver=$(pkg_field "$suite" "$p" Version)
 		[[ -n $ver ]] || die "$suite: package $p not found"
-		deb=$(ls "$FIX/debs/${p}_"*"${ver#*:}"*_amd64.deb 2>/dev/null | head -n1 || true)
+		deb=$(ls "$FIX/debs/${p}_"*"${ver#*:}"*_"$arch".deb 2>/dev/null | head -n1 || true)
 		if [[ -z $deb ]]; then
 			log "download $p $ver"
 			(cd "$FIX/debs" && suite_apt "$suite" apt-get -o APT::Sandbox::User=root download -qq "$p=$ver" >/dev/null) || die "download of $p failed"
-			deb=$(ls "$FIX/debs/${p}_"*_amd64.deb | head -n1)
+			deb=$(ls "$FIX/debs/${p}_"*_"$arch".deb | head -n1)
 		fi
 		local sum want
 		sum=$(sha256sum "$deb" | cut -d' ' -f1)
