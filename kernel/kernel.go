@@ -30,6 +30,9 @@ var (
 	ErrNoVmlinux = errors.New("kernel: no vmlinux found")
 	// ErrUnsupported: the dump's architecture or layout is not supported.
 	ErrUnsupported = errors.New("kernel: unsupported")
+	// ErrInconsistentDump: the dump contradicts itself (an architecture
+	// whose VMCOREINFO lacks what that architecture's kernels export).
+	ErrInconsistentDump = errors.New("inconsistent dump")
 )
 
 // UnsupportedArchError reports a dump, read correctly, of a machine whose

@@ -104,7 +104,9 @@ func (k *Kernel) locateARM64() error {
 		if errors.Is(err, ErrUnsupported) {
 			return fmt.Errorf("%s: %w", k.path, err)
 		}
-		return fmt.Errorf("kernel: %s: %w", k.path, err)
+		// The dump says aarch64, yet lacks what every arm64 kernel
+		// exports: its machine field or its VMCOREINFO is wrong.
+		return fmt.Errorf("kernel: %s: %w: an aarch64 dump, but %v", k.path, ErrInconsistentDump, err)
 	}
 	k.lay.Arch = "arm64"
 	k.lay.LocatedBy = "vmcoreinfo"

@@ -222,7 +222,7 @@ func classify(err error) error {
 	case errors.As(err, &me):
 		return &mismatchError{err}
 	case errors.Is(err, elfcore.ErrUnrecognizedFormat), errors.Is(err, kernel.ErrNoVmlinux), errors.Is(err, kernel.ErrUnsupported),
-		errors.As(err, &fe), errors.As(err, &mp), errors.As(err, &pe), errors.As(err, &te), errors.As(err, &re),
+		errors.Is(err, kernel.ErrInconsistentDump), errors.As(err, &fe), errors.As(err, &mp), errors.As(err, &pe), errors.As(err, &te), errors.As(err, &re),
 		errors.As(err, &vpe), errors.As(err, &pth), errors.Is(err, kdwarf.ErrNotFound), errors.Is(err, kdwarf.ErrNoTypes),
 		errors.As(err, &ufe), errors.As(err, &uae), errors.As(err, &se), errors.As(err, &nre),
 		errors.Is(err, io.ErrUnexpectedEOF):
