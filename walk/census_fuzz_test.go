@@ -216,4 +216,3 @@ func TestWriteCensusSeeds(t *testing.T) {
 	fuzzseed.Enabled(t)
 	fuzzseed.Write(t, "FuzzCensus", censusSeeds())
 }
-
