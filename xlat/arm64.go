@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"sync"
 	"sync/atomic"
@@ -340,30 +339,7 @@ func (t *ARM64) tablePage(pa uint64, l int) *arm64Table {
 // ReadVirt reads len(p) bytes of virtual memory at va, with the semantics
 // of X86_64.ReadVirt.
 func (t *ARM64) ReadVirt(p []byte, va uint64) (int, error) {
-	n := 0
-	for n < len(p) {
-		cur := va + uint64(n)
-		if cur < va {
-			return n, &TranslateError{VA: cur, Msg: "is past the end of the address space (read wrapped around)", Err: ErrNonCanonical}
-		}
-		pa, _, linear, err := t.translate(cur)
-		if err != nil {
-			return n, err
-		}
-		chunk := p[n:]
-		if uint64(len(chunk)) > linear {
-			chunk = chunk[:linear]
-		}
-		m, err := t.mem.ReadPhys(chunk, pa)
-		n += m
-		if m < len(chunk) {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return n, fmt.Errorf("xlat: reading virtual address %#x (physical %#x): %w", cur+uint64(m), pa+uint64(m), err)
-		}
-	}
-	return n, nil
+	return readVirt(t.mem, t.translate, p, va)
 }
 
 // Mappings walks the kernel-half tables and yields the mapped ranges

@@ -338,30 +338,7 @@ func readFull(mem PhysReader, p []byte, pa uint64) error {
 // unmapped address, or the PhysReader's error wrapped with the virtual and
 // physical address it hit.
 func (t *X86_64) ReadVirt(p []byte, va uint64) (int, error) {
-	n := 0
-	for n < len(p) {
-		cur := va + uint64(n)
-		if cur < va {
-			return n, &TranslateError{VA: cur, Msg: "is past the end of the address space (read wrapped around)", Err: ErrNonCanonical}
-		}
-		pa, _, linear, err := t.translate(cur)
-		if err != nil {
-			return n, err
-		}
-		chunk := p[n:]
-		if uint64(len(chunk)) > linear {
-			chunk = chunk[:linear]
-		}
-		m, err := t.mem.ReadPhys(chunk, pa)
-		n += m
-		if m < len(chunk) {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return n, fmt.Errorf("xlat: reading virtual address %#x (physical %#x): %w", cur+uint64(m), pa+uint64(m), err)
-		}
-	}
-	return n, nil
+	return readVirt(t.mem, t.translate, p, va)
 }
 
 // Mappings walks the page tables and yields the mapped ranges
@@ -519,4 +496,33 @@ func (w *mapWalker) flush() bool {
 // fail reports err after any pending mapping, keeping address order.
 func (w *mapWalker) fail(err error) bool {
 	return w.flush() && w.yield(Mapping{}, err)
+}
+
+// readVirt is ReadVirt over any architecture's translate: one physical read
+// per linearly mapped stretch.
+func readVirt(mem PhysReader, translate func(uint64) (pa, size, linear uint64, err error), p []byte, va uint64) (int, error) {
+	n := 0
+	for n < len(p) {
+		cur := va + uint64(n)
+		if cur < va {
+			return n, &TranslateError{VA: cur, Msg: "is past the end of the address space (read wrapped around)", Err: ErrNonCanonical}
+		}
+		pa, _, linear, err := translate(cur)
+		if err != nil {
+			return n, err
+		}
+		chunk := p[n:]
+		if uint64(len(chunk)) > linear {
+			chunk = chunk[:linear]
+		}
+		m, err := mem.ReadPhys(chunk, pa)
+		n += m
+		if m < len(chunk) {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, fmt.Errorf("xlat: reading virtual address %#x (physical %#x): %w", cur+uint64(m), pa+uint64(m), err)
+		}
+	}
+	return n, nil
 }
