@@ -66,7 +66,11 @@ func WithCacheDir(dir string) Option { return func(c *config) { c.cacheDir = dir
 
 // DefaultCacheDir returns the default index directory, or "" if no home
 // directory is known.
-func DefaultCacheDir() string {
+func DefaultCacheDir() string { return userCacheDir("index") }
+
+// userCacheDir is $XDG_CACHE_HOME/vmleak/sub or ~/.cache/vmleak/sub, or ""
+// if no home directory is known.
+func userCacheDir(sub string) string {
 	c := os.Getenv("XDG_CACHE_HOME")
 	if c == "" {
 		home, err := os.UserHomeDir()
@@ -75,7 +79,7 @@ func DefaultCacheDir() string {
 		}
 		c = filepath.Join(home, ".cache")
 	}
-	return filepath.Join(c, "vmleak", "index")
+	return filepath.Join(c, "vmleak", sub)
 }
 
 // File is an open vmlinux or module debuginfo file. Its methods are safe

@@ -61,17 +61,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // DefaultStartupCacheDir returns the default start-up cache directory,
 // $XDG_CACHE_HOME/vmleak/types or ~/.cache/vmleak/types, or "" if no home
 // directory is known.
-func DefaultStartupCacheDir() string {
-	c := os.Getenv("XDG_CACHE_HOME")
-	if c == "" {
-		home, err := os.UserHomeDir()
-		if err != nil || home == "" {
-			return ""
-		}
-		c = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(c, "vmleak", "types")
-}
+func DefaultStartupCacheDir() string { return userCacheDir("types") }
 
 // WithStartupCache sets the start-up cache directory (symbols and the type
 // layouts looked up, per vmlinux build-id). The default is
