@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 
+	"github.com/vmleak/vmleak/internal/regular"
 	"github.com/vmleak/vmleak/vmcoreinfo"
 )
 
@@ -53,7 +53,7 @@ func (k *Kernel) openLiveSources(info *vmcoreinfo.Info) (done bool, err error) {
 			return false, fmt.Errorf("kernel: %s does not describe the kernel in %s: init_top_pgt is %#x there, %#x in VMCOREINFO", ksPath, k.path, got, want)
 		}
 	}
-	raw, err := readBounded(btfPath, maxBTF)
+	raw, err := regular.ReadFile(btfPath, maxBTF)
 	var start, size uint64
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
@@ -125,21 +125,4 @@ func readProcKallsyms(path string) ([]KSym, error) {
 		return nil, fmt.Errorf("kernel: %s: %w", path, errHiddenKallsyms)
 	}
 	return ks, nil
-}
-
-// readBounded reads a whole file of at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("kernel: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("kernel: %s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("kernel: %s exceeds %d MiB", path, limit>>20)
-	}
-	return b, nil
 }
