@@ -280,6 +280,12 @@ func judge(mods []*modInfo, complete [numViews]bool) ([]Finding, []kernel.Module
 			f.Evidence = append(f.Evidence, "MODULE_STATE_UNFORMED and found by carving only: a module being loaded or unloaded looks so too")
 		}
 		if !complete[viewList] {
+			// Off the part of the list that could be read is not off the
+			// list: a truncated or filtered dump breaks it as surely as an
+			// unlink. Still reported (a crafted break is a way to hide),
+			// but not as a proven hiding; the check is partial.
+			f.Severity = Medium
+			f.Summary = fmt.Sprintf("module %s at %#x is not on the part of the modules list that could be read (seen by %s)", name, mi.addr, seen)
 			f.Evidence = append(f.Evidence, "the modules list could not be read wholly: the module may be lost to its break")
 		}
 		out = append(out, append1(f, mi.evidence...))

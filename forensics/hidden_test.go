@@ -117,6 +117,10 @@ func TestJudge(t *testing.T) {
 		{"coming, not yet in sysfs nor carved", []*modInfo{mod("a", 0x1000, 1<<viewList|1<<viewTree, stateComing)}, whole, []string{"module-view-mismatch/info/a"}, nil},
 		{"coming, not in the tree", []*modInfo{mod("a", 0x1000, 1<<viewList, stateComing)}, whole, []string{"module-view-mismatch/medium/a"}, nil},
 		{"going, out of sysfs", []*modInfo{mod("a", 0x1000, all&^(1<<viewSysfs), stateGoing)}, whole, []string{"module-view-mismatch/info/a"}, nil},
+		// A list cut short (a truncated dump) may have lost the module to
+		// its break: reported, not as proven hiding.
+		{"off a list read in part", []*modInfo{mod("a", 0x1000, all, stateLive), mod("b", 0x2000, all&^(1<<viewList), stateLive)}, [numViews]bool{false, true, true, true},
+			[]string{"hidden-module/medium/b"}, []string{"b"}},
 		{"tree read in part", []*modInfo{mod("a", 0x1000, all&^(1<<viewTree), stateLive)}, [numViews]bool{true, true, false, true}, nil, nil},
 		{"invalid, led by sysfs", []*modInfo{{addr: 0x3000, name: "x", views: 1 << viewSysfs, invalid: rejectf(true, "lying size")}}, whole,
 			[]string{"hidden-module/high/x"}, nil},

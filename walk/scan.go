@@ -352,6 +352,15 @@ func (w *Walker) Census() (*Census, error) {
 		}
 		sort.Strings(total.corrupt)
 		cs.Corrupt = total.corrupt
+		if len(cs.Corrupt) > 0 {
+			// In the warnings too, so every command that prints them (owners,
+			// summary, diff) names the address of what was corrupt.
+			more := ""
+			if len(cs.Corrupt) > 1 {
+				more = fmt.Sprintf(" (and %d more)", len(cs.Corrupt)-1)
+			}
+			c.Warnings = append(c.Warnings, fmt.Sprintf("cache %s: corrupt slab metadata: %s%s", cs.Name, cs.Corrupt[0], more))
+		}
 		cs.Nodes = nil
 		for _, ns := range total.nodes {
 			cs.Nodes = append(cs.Nodes, *ns)

@@ -84,10 +84,17 @@ on stderr and are in the JSON's "checks".
 			default:
 				writeDiffText(out, d)
 			}
-			for _, s := range sides {
-				if s.Partial {
-					printWarnings(c.ErrOrStderr(), []string{s.Dump.File + " is partial: its partial caches are never counted as growth"})
+			for i, s := range sides {
+				// Each side's own warnings (an incomplete dump, a corrupt
+				// freelist's address), named by the file they are about.
+				ws := make([]string, 0, len(s.Warnings)+1)
+				for _, w := range dedupe(append([]string{}, s.Warnings...)) {
+					ws = append(ws, args[i]+": "+w)
 				}
+				if s.Partial {
+					ws = append(ws, s.Dump.File+" is partial: its partial caches are never counted as growth")
+				}
+				printWarnings(c.ErrOrStderr(), ws)
 			}
 			if len(fired) > 0 {
 				for _, f := range fired {

@@ -15,8 +15,8 @@ import (
 // exitProcess ends the process when the memory limit is hit; tests replace it.
 var exitProcess = os.Exit
 
-// memoryLimit watches the Go runtime's memory while a command runs: past
-// limit bytes it prints one line naming the inputs and ends the process with
+// memoryLimit watches the Go runtime's memory and the process's anonymous
+// resident memory while a command runs (every 5 ms): past limit bytes it prints one line naming the inputs and ends the process with
 // ExitResource. The runtime's soft limit is set just below, so the collector
 // works harder before that. It returns the function that stops watching.
 func memoryLimit(limit int64, inputs []string, stderr io.Writer) func() {
@@ -28,7 +28,7 @@ func memoryLimit(limit int64, inputs []string, stderr io.Writer) func() {
 	var once sync.Once
 	go func() {
 		samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-		t := time.NewTicker(10 * time.Millisecond)
+		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
@@ -38,6 +38,11 @@ func memoryLimit(limit int64, inputs []string, stderr io.Writer) func() {
 			}
 			metrics.Read(samples)
 			used := int64(samples[0].Value.Uint64() - samples[1].Value.Uint64())
+			// Anonymous resident memory too: what the runtime returned may
+			// stay resident a while, and the bound is on what the machine gives.
+			if rss := anonResidentBytes(); rss > used {
+				used = rss
+			}
 			if used > limit {
 				fmt.Fprintf(stderr, "vmleak: resource limit: memory use %s exceeds --max-memory %s reading %s (raise it with --max-memory, 0 for none)\n",
 					humanBytes(uint64(used)), humanBytes(uint64(limit)), strings.Join(inputs, ", "))
@@ -52,6 +57,27 @@ func memoryLimit(limit int64, inputs []string, stderr io.Writer) func() {
 			debug.SetMemoryLimit(prev)
 		})
 	}
+}
+
+// anonResidentBytes is the process's resident memory that is not backed by
+// a file (statm's resident minus shared), or 0 where /proc/self/statm cannot
+// be read (not Linux). The mapped vmlinux's pages are the page cache's, which
+// the kernel reclaims at will: they are not memory vmleak holds.
+func anonResidentBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0
+	}
+	resident, err1 := strconv.ParseInt(f[1], 10, 64)
+	shared, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || resident < shared || shared < 0 {
+		return 0
+	}
+	return (resident - shared) * int64(os.Getpagesize())
 }
 
 // parseBytes reads a size: a number of bytes with an optional K, M, G or T

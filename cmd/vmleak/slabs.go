@@ -322,7 +322,7 @@ func warnCensus(w io.Writer, cen *walk.Census) {
 		if c.Moved {
 			moved = append(moved, c.Name)
 		}
-		if c.Disagree {
+		if c.Disagree && len(c.Corrupt) == 0 { // a corrupt cache is in cen.Warnings
 			fmt.Fprintf(w, "vmleak: warning: %s: census and counters disagree: %s\n", c.Name, c.Why)
 		}
 		if c.UnreadableSlabs > 0 {
