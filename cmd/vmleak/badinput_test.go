@@ -236,15 +236,7 @@ func (f *kdumpFile) patch(t *testing.T, k *kernel.Kernel, words map[uint64]uint6
 // the kernel symbol sym.
 func (f *kdumpFile) dataOffsetOf(t *testing.T, k *kernel.Kernel, sym string) int64 {
 	t.Helper()
-	va, err := k.Symbol(sym)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pa, err := k.Translate(va)
-	if err != nil {
-		t.Fatal(err)
-	}
-	off, _, _ := f.desc(f.descIndex(t, pa/uint64(f.bs)))
+	off, _, _ := f.desc(f.descIndex(t, pfnOf(t, k, sym)))
 	if off <= f.descOff || off >= int64(len(f.b)) {
 		t.Fatalf("%s: page data at %#x, outside the page data", sym, off)
 	}
