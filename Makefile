@@ -42,14 +42,14 @@ unit:
 	cd fleet && CGO_ENABLED=1 go test -count=1 ./...
 	cd browser && go test -count=1 ./...
 
-# The race detector on the packages that run goroutines or share state
-# (census and scan workers, caches behind mutexes, the memory watcher), on
-# their synthetic and unit tests: -short skips the real dumps, whose runs
-# under -race take over half an hour (see README, "Untrusted and damaged
-# dumps"). checkptr stays on for our code; parquet-go v0.32.0 builds an
-# unsafe slice on a nil pointer from a corrupt file (a fatal error under
-# checkptr, an error Decode recovers from without it).
-RACE_PKGS := ./cmd/vmleak ./elfcore ./forensics ./kdwarf ./kernel ./kernel/mm ./leaks ./stackdepot ./symbolize ./walk ./xlat ./summary
+# The race detector on every package of the root module (census and scan
+# workers, caches behind mutexes, the memory watcher among them), on their
+# synthetic and unit tests: -short skips the real dumps, whose runs under
+# -race take over half an hour (see README, "Untrusted and damaged dumps").
+# checkptr stays on for our code; parquet-go v0.32.0 builds an unsafe slice
+# on a nil pointer from a corrupt file (a fatal error under checkptr, an
+# error Decode recovers from without it).
+RACE_PKGS := ./...
 race:
 	go test -race -short -count=1 -gcflags=github.com/parquet-go/parquet-go/...=-d=checkptr=0 $(RACE_PKGS)
 
