@@ -50,11 +50,7 @@ func TestVmapAreasAsVmallocinfo(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var addrs []uint64
-				for _, mo := range mods {
-					addrs = append(addrs, mo.Addr)
-				}
-				if last, cut := oracle.VmallocinfoEnd(want, addrs); cut {
+				if last, cut := oracle.VmallocinfoEnd(want, mods); cut {
 					// Compared up to where the capture ends.
 					t.Logf("%s.vmallocinfo ends early, at %#x", d.Oracle, last)
 					have = slices.DeleteFunc(have, func(r [2]uint64) bool { return r[0] > last })

@@ -124,12 +124,6 @@ func (w *Walker) readSlabHeads(ci *cacheInfo, slabVA, pfn uint64, raw []byte, cp
 			s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: CPU freelist: %w", slabVA, ci.stats.Name, err))
 		}
 	}
-	for _, o := range ci.sheafObjs {
-		if i, ok := s.r.index(o); ok && s.sheaf[i/64]&(1<<(i%64)) == 0 {
-			s.sheaf[i/64] |= 1 << (i % 64)
-			s.nSheaf++
-		}
-	}
 	// An object is free in one place only. On two (a torn read, a crafted
 	// dump) it is counted once, so allocated never goes below zero, and
 	// the slab is corrupt.
@@ -137,9 +131,21 @@ func (w *Walker) readSlabHeads(ci *cacheInfo, slabVA, pfn uint64, raw []byte, cp
 		s.nCPU -= n
 		s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: %d objects on both its freelist and a CPU freelist", slabVA, ci.stats.Name, n))
 	}
-	if n := overlap(s.free, s.sheaf) + overlap(s.cpu, s.sheaf) - overlap3(s.free, s.cpu, s.sheaf); n > 0 {
-		s.nSheaf -= n
-		s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: %d objects both in a sheaf and on a freelist", slabVA, ci.stats.Name, n))
+	var onFreelists int64
+	for _, o := range ci.sheafObjs {
+		i, ok := s.r.index(o)
+		if !ok || s.sheaf[i/64]&(1<<(i%64)) != 0 {
+			continue
+		}
+		if (s.free[i/64]|s.cpu[i/64])&(1<<(i%64)) != 0 {
+			onFreelists++
+			continue
+		}
+		s.sheaf[i/64] |= 1 << (i % 64)
+		s.nSheaf++
+	}
+	if onFreelists > 0 {
+		s.errs = append(s.errs, fmt.Errorf("slab %#x of %s: %d objects both in a sheaf and on a freelist", slabVA, ci.stats.Name, onFreelists))
 	}
 	return s, nil
 }
@@ -149,15 +155,6 @@ func overlap(a, b []uint64) int64 {
 	var n int64
 	for i := range a {
 		n += int64(bits.OnesCount64(a[i] & b[i]))
-	}
-	return n
-}
-
-// overlap3 counts the bits set in all of a, b and c.
-func overlap3(a, b, c []uint64) int64 {
-	var n int64
-	for i := range a {
-		n += int64(bits.OnesCount64(a[i] & b[i] & c[i]))
 	}
 	return n
 }

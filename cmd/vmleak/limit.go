@@ -16,9 +16,10 @@ import (
 var exitProcess = os.Exit
 
 // memoryLimit watches the Go runtime's memory and the process's anonymous
-// resident memory while a command runs (every 5 ms): past limit bytes it prints one line naming the inputs and ends the process with
-// ExitResource. The runtime's soft limit is set just below, so the collector
-// works harder before that. It returns the function that stops watching.
+// resident memory while a command runs (every 5 ms): past limit bytes it
+// prints one line naming the inputs and ends the process with ExitResource.
+// The runtime's soft limit is set just below, so the collector works harder
+// before that. It returns the function that stops watching.
 func memoryLimit(limit int64, inputs []string, stderr io.Writer) func() {
 	if limit <= 0 {
 		return func() {}

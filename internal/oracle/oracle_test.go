@@ -92,13 +92,19 @@ func TestParseMeminfoModules(t *testing.T) {
 
 func TestVmallocinfoEnd(t *testing.T) {
 	areas := []VmallocArea{{Start: 0x1000, End: 0x2000}, {Start: 0x3000, End: 0x5000}}
-	if last, cut := VmallocinfoEnd(areas, []uint64{0x3000}); cut || last != 0x3000 {
+	mods := func(addrs ...uint64) (ms []Module) {
+		for _, a := range addrs {
+			ms = append(ms, Module{Addr: a})
+		}
+		return ms
+	}
+	if last, cut := VmallocinfoEnd(areas, mods(0x3000)); cut || last != 0x3000 {
 		t.Errorf("whole capture: %#x %v", last, cut)
 	}
-	if last, cut := VmallocinfoEnd(areas, []uint64{0x1000, 0x9000}); !cut || last != 0x3000 {
+	if last, cut := VmallocinfoEnd(areas, mods(0x1000, 0x9000)); !cut || last != 0x3000 {
 		t.Errorf("cut capture: %#x %v", last, cut)
 	}
-	if _, cut := VmallocinfoEnd([]VmallocArea{areas[1], areas[0]}, []uint64{0x9000}); cut {
+	if _, cut := VmallocinfoEnd([]VmallocArea{areas[1], areas[0]}, mods(0x9000)); cut {
 		t.Error("a per-node capture is not judged")
 	}
 }

@@ -2,7 +2,9 @@ package oracle
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -265,20 +267,10 @@ func parseHex0x(s string) (uint64, error) {
 // bookworm-novmci, 88 of about 340 lines, the module area of vmleak_test
 // among the lost. Such a capture is right up to its end, and says nothing
 // past it.
-func VmallocinfoEnd(areas []VmallocArea, moduleAddrs []uint64) (last uint64, cut bool) {
-	for i, a := range areas {
-		if i > 0 && areas[i-1].Start > a.Start {
-			return 0, false // 6.9+ prints each vmap node's areas in turn
-		}
-		last = a.Start
+func VmallocinfoEnd(areas []VmallocArea, mods []Module) (last uint64, cut bool) {
+	if len(areas) == 0 || !slices.IsSortedFunc(areas, func(a, b VmallocArea) int { return cmp.Compare(a.Start, b.Start) }) {
+		return 0, false // 6.9+ prints each vmap node's areas in turn
 	}
-	if len(areas) == 0 {
-		return 0, false
-	}
-	for _, m := range moduleAddrs {
-		if m >= areas[len(areas)-1].End {
-			return last, true
-		}
-	}
-	return last, false
+	end := areas[len(areas)-1]
+	return end.Start, slices.ContainsFunc(mods, func(m Module) bool { return m.Addr >= end.End })
 }
