@@ -43,6 +43,19 @@ func (c *pageCache) setCap(n int) {
 	}
 }
 
+// grow raises the capacity to n pages; a smaller n leaves it.
+func (c *pageCache) grow(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cap = max(c.cap, n)
+}
+
+func (c *pageCache) stats() (hits, misses uint64, pages int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits, c.miss, c.cap
+}
+
 func (c *pageCache) unlink(e *cacheEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 }

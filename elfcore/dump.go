@@ -385,6 +385,43 @@ func (d *Dump) SetCacheSize(pages int) {
 	}
 }
 
+// ReserveCache grows the kdump page cache to hold n bytes of decompressed
+// memory, for a command about to read that much memory more than once (leaks
+// scans every slab object after the census walked the freelists of the same
+// pages). It never shrinks the cache, so callers size it from their work and
+// the largest wins; the caller bounds n. No effect on ELF and other
+// uncompressed dumps, whose reads come from the operating system's page cache.
+func (d *Dump) ReserveCache(n uint64) {
+	for _, p := range d.parts {
+		p.ReserveCache(n)
+	}
+	if d.kd != nil {
+		d.kd.cache.grow(int(min(n/d.kd.bs, math.MaxInt32)))
+	}
+}
+
+// CacheStats counts what the kdump page cache served: Hits, Misses (each a
+// page read and decompressed) and its capacity in pages; zero for dumps
+// read directly.
+type CacheStats struct {
+	Hits, Misses uint64
+	Pages        int
+}
+
+// CacheStats is the page cache's count so far, summed over a split dump's parts.
+func (d *Dump) CacheStats() CacheStats {
+	var cs CacheStats
+	for _, p := range d.parts {
+		ps := p.CacheStats()
+		cs.Hits, cs.Misses, cs.Pages = cs.Hits+ps.Hits, cs.Misses+ps.Misses, cs.Pages+ps.Pages
+	}
+	if d.kd != nil {
+		h, m, n := d.kd.cache.stats()
+		cs.Hits, cs.Misses, cs.Pages = cs.Hits+h, cs.Misses+m, cs.Pages+n
+	}
+	return cs
+}
+
 // ReadPhys reads len(p) bytes of physical memory at pa. It may cross pages.
 // At the first absent byte it stops and returns the bytes read so far with a
 // *MissingPageError (unless zero fill is on).

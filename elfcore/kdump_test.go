@@ -316,3 +316,56 @@ func TestKdumpConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// ReserveCache grows the page cache to the work and never shrinks it: a
+// second pass over pages that fit is all hits, and the counts say so.
+func TestReserveCache(t *testing.T) {
+	pages := map[uint64]kdPage{}
+	for pfn := uint64(0); pfn < 32; pfn++ {
+		c := codecs[int(pfn)%len(codecs)]
+		pages[pfn] = kdPage{raw: fixturePage(t, int(pfn%4), "raw"), flags: c.flags, enc: fixturePage(t, int(pfn%4), c.ext)}
+	}
+	pass := func(d *Dump) {
+		t.Helper()
+		buf := make([]byte, 4096)
+		for pfn := uint64(0); pfn < 32; pfn++ {
+			if _, err := d.ReadPhys(buf, pfn*4096); err != nil || !bytes.Equal(buf, pages[pfn].raw) {
+				t.Fatalf("pfn %d: err %v or wrong content", pfn, err)
+			}
+		}
+	}
+	tests := []struct {
+		name       string
+		reserve    []uint64 // bytes, in order
+		wantPages  int
+		wantHits   uint64 // after two passes over the 32 pages
+		wantMisses uint64
+	}{
+		{"none", nil, 4, 0, 64},
+		{"too small", []uint64{2 * 4096}, 4, 0, 64},
+		{"all pages", []uint64{32 * 4096}, 32, 32, 32},
+		{"partial block rounds down", []uint64{32*4096 - 1}, 31, 0, 64},
+		{"never shrinks", []uint64{32 * 4096, 8 * 4096}, 32, 32, 32},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := mustOpen(t, buildKdump(kdSpec{version: 6, maxMapnr: 32, pages: pages}))
+			d.SetCacheSize(4)
+			for _, n := range tc.reserve {
+				d.ReserveCache(n)
+			}
+			pass(d)
+			pass(d)
+			cs := d.CacheStats()
+			if cs.Pages != tc.wantPages || cs.Hits != tc.wantHits || cs.Misses != tc.wantMisses {
+				t.Errorf("have %+v, want %d pages, %d hits, %d misses", cs, tc.wantPages, tc.wantHits, tc.wantMisses)
+			}
+		})
+	}
+	// An ELF dump has no page cache: nothing to reserve, nothing counted.
+	elf := mustOpen(t, buildELF(elfSpec{loads: []elfLoad{{data: pattern(0, 4*4096)}}}))
+	elf.ReserveCache(1 << 30)
+	if cs := elf.CacheStats(); cs != (CacheStats{}) {
+		t.Errorf("ELF: %+v", cs)
+	}
+}

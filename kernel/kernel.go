@@ -96,7 +96,14 @@ type Options struct {
 	// and type layouts per vmlinux build-id): "" for the default
 	// (kdwarf.DefaultStartupCacheDir), NoTypeCache to use none.
 	TypeCache string
+	// CacheLimit bounds, in bytes, how far ReserveCache may grow the
+	// decompressed-page cache of a compressed dump; DefaultCacheLimit when 0.
+	CacheLimit uint64
 }
+
+// DefaultCacheLimit is Options.CacheLimit's default: 256 MiB holds every
+// slab page of the lab's dumps up to 1 GiB of RAM.
+const DefaultCacheLimit = 256 << 20
 
 // NoTypeCache as Options.TypeCache disables the start-up cache.
 const NoTypeCache = "-"
@@ -133,6 +140,7 @@ type Kernel struct {
 	release   string
 	lay       Layout
 	debugDirs []string // roots searched for module debuginfo (Options.DebugDirs)
+	cacheMax  uint64   // Options.CacheLimit, defaulted
 
 	mu       sync.Mutex
 	warnings []string
@@ -181,6 +189,12 @@ type Layout struct {
 
 // Dump is the dump file the kernel was read from.
 func (k *Kernel) Dump() *elfcore.Dump { return k.dump }
+
+// ReserveCache sizes a compressed dump's decompressed-page cache for a
+// command that is about to re-read n bytes of memory, up to
+// Options.CacheLimit: the work decides the cache, so a census, which reads
+// each page once, keeps the small default.
+func (k *Kernel) ReserveCache(n uint64) { k.dump.ReserveCache(min(n, k.cacheMax)) }
 
 // Path is the dump's file name, for messages.
 func (k *Kernel) Path() string { return k.path }
@@ -266,7 +280,7 @@ func Open(dumpPath string, opts Options) (*Kernel, error) {
 // elfcore.NewDump); the Kernel takes ownership of d.
 func OpenDump(d *elfcore.Dump, dumpPath string, opts Options) (*Kernel, error) {
 	var err error
-	k := &Kernel{dump: d, path: dumpPath, debugDirs: opts.DebugDirs,
+	k := &Kernel{dump: d, path: dumpPath, debugDirs: opts.DebugDirs, cacheMax: cmp.Or(opts.CacheLimit, DefaultCacheLimit),
 		liveBTF: cmp.Or(opts.LiveBTF, DefaultLiveBTF), liveKallsyms: cmp.Or(opts.LiveKallsyms, DefaultLiveKallsyms)}
 	ok := false
 	defer func() {

@@ -108,6 +108,10 @@ type Leak struct {
 // partial, never an error; an error is a dump that cannot be scanned.
 func Find(k *kernel.Kernel, w *walk.Walker, c *walk.Census, s *symbolize.Symbolizer) (*Result, error) {
 	r := &Result{Schema: Schema, Release: k.Release(), Dump: k.Path(), Partial: c.Partial}
+	// The slab pages are read twice more, by the freelist walks of Slabs
+	// and by the scan of their objects: on a compressed dump keep them
+	// decompressed in between (the struct pages Slabs reads again too).
+	k.ReserveCache(slabBytes(c) + w.MM().MaxPFN()*w.MM().StructPageSize())
 	slabs, slabErrs, err := w.Slabs()
 	if err != nil {
 		return nil, fmt.Errorf("leaks: %w", err)
@@ -131,6 +135,15 @@ func Find(k *kernel.Kernel, w *walk.Walker, c *walk.Census, s *symbolize.Symboli
 	attribute(r, k, w, c, s, mods)
 	group(r, k)
 	return r, nil
+}
+
+// slabBytes is the memory of every slab the census counted.
+func slabBytes(c *walk.Census) uint64 {
+	var n uint64
+	for _, cs := range c.Caches {
+		n += cs.MemoryBytes()
+	}
+	return n
 }
 
 // scan runs the mark phase.

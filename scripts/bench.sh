@@ -4,11 +4,14 @@
 #
 #   bash scripts/bench.sh [DUMP...]       (default: bookworm-kdump's kdump.elf,
 #                                          kdump.lzo and kdump.zlib)
+#   bash scripts/bench.sh --big [SIZE...]  (the big dumps of scripts/bench-bigdumps.sh,
+#                                          built if missing: for each SIZE, default
+#                                          1g 2g 4g, the genuine kdump's kdump.elf,
+#                                          kdump.lzo and kdump.zlib and QEMU's qemu1.elf)
 #   RUNS=5 CRASH_RUNS=3 bash scripts/bench.sh ~/.cache/vmleak/fixtures-big/dumps/bookworm-big1g/qemu1.elf
 #
 # DUMP is a fixture's dump file (its manifest.json beside it names the
-# kernel); the big dumps come from scripts/bench-bigdumps.sh. Per dump and
-# round, in this order:
+# kernel). Per dump and round, in this order:
 #   - vmleak slabs, cold: the page cache dropped (echo 3 >
 #     /proc/sys/vm/drop_caches; needs root, else the row says "not dropped"),
 #     the start-up cache in place;
@@ -19,8 +22,11 @@
 #   - vmleak slabs with an empty start-up cache (the first run on a kernel);
 #   - vmleak info, owners, leaks, check, and diff of the dump with itself.
 # Each cell is the median of the rounds: wall time, CPU time (user+sys) and
-# peak RSS. On a shared machine wall time mostly measures the wait for a
-# core: read CPU time and the ratios. Not a test.
+# peak RSS. A last table shows how each tool's cost grows with the guest's
+# RAM: per dump, its times against the smallest dump of the same producer
+# and format, and vmleak's largest peak RSS over its commands as a share of
+# the guest's RAM. On a shared machine wall time mostly measures the wait
+# for a core: read CPU time and the ratios. Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -28,6 +34,18 @@ RUNS=${RUNS:-5}
 CRASH_RUNS=${CRASH_RUNS:-3}
 FIX=${VMLEAK_FIXTURES:-${XDG_CACHE_HOME:-$HOME/.cache}/vmleak/fixtures}
 dumps=("$@")
+if [[ ${1:-} == --big ]]; then
+	shift
+	sizes=("$@")
+	((${#sizes[@]})) || sizes=(1g 2g 4g)
+	BIG=${VMLEAK_BIG_FIXTURES:-$FIX-big}
+	bash scripts/bench-bigdumps.sh "${sizes[@]}" >&2
+	dumps=()
+	for z in "${sizes[@]}"; do
+		dumps+=("$BIG/dumps/bookworm-kbig$z/kdump.elf" "$BIG/dumps/bookworm-kbig$z/kdump.lzo"
+			"$BIG/dumps/bookworm-kbig$z/kdump.zlib" "$BIG/dumps/bookworm-big$z/qemu1.elf")
+	done
+fi
 if ((${#dumps[@]} == 0)); then
 	bash testdata/vmcores/build.sh bookworm-kdump >&2
 	dumps=("$FIX/dumps/bookworm-kdump/kdump.elf" "$FIX/dumps/bookworm-kdump/kdump.lzo" "$FIX/dumps/bookworm-kdump/kdump.zlib")
@@ -111,6 +129,7 @@ for d in "${dumps[@]}"; do
 	done
 	umount "$CH/mnt/bench-dump" "$CH/mnt/bench-vmlinux"
 	echo
+	mem=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["guest"]["mem_mib"])' "$dir/manifest.json")
 	echo "### $(basename "$dir") \`$(basename "$d")\` ($(du -h --apparent-size "$d" | cut -f1), $(python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guest"]; print("%d MiB guest, %d CPUs" % (g["mem_mib"], g["smp"]))' "$dir/manifest.json")), median of $RUNS (crash: $CRASH_RUNS)"
 	echo
 	echo "| run | vmleak slabs | drgn slab_cache_usage | vmleak / drgn (wall, CPU) | crash kmem -s | vmleak / crash (wall) |"
@@ -126,6 +145,30 @@ for d in "${dumps[@]}"; do
 		[[ $c == diff ]] && label="diff (the dump with itself)"
 		echo "| $label | $(cell "r.$c") | $(ratio "r.$c" r.warm 2) |"
 	done
+	# The scaling row: producer and format (the file name without its
+	# index), RAM, medians, and the largest vmleak peak RSS of any command.
+	kind=$(basename "$d" | sed 's/[0-9]*\././')
+	[[ $(basename "$dir") == *kbig* || $(basename "$dir") == *-kdump ]] && kind="kdump $kind" || kind="qemu $kind"
+	maxrss=0
+	for c in cold warm first info owners leaks check diff; do
+		r=$(med "r.$c" 3)
+		[[ $r != - ]] && ((r > maxrss)) && maxrss=$r
+	done
+	echo "$kind|$mem|$(basename "$dir") \`$(basename "$d")\`|$(med r.cold 1)|$(med r.warm 1)|$(med r.drgn 1)|$(med r.crash 1)|$maxrss" >>"$work/scale"
 done
+if [[ -s $work/scale ]] && (($(cut -d'|' -f1 "$work/scale" | sort | uniq -d | wc -l) > 0)); then
+	echo
+	echo "### How the cost grows with RAM"
+	echo
+	echo "Each time (median wall) and, in brackets, the same against the smallest dump of the same producer and format; vmleak's peak RSS is the largest of all its commands on the dump."
+	echo
+	echo "| dump | guest RAM | vmleak slabs cold | vmleak slabs warm | drgn warm | crash kmem -s | vmleak / drgn (warm) | vmleak peak RSS (share of RAM) |"
+	echo "|---|---|---|---|---|---|---|---|"
+	sort -t'|' -k1,1 -k2,2n "$work/scale" | awk -F'|' '
+		function x(v, b) { return (v == "-" || b == "-" || b + 0 == 0) ? v : sprintf("%s s (%.2f ×)", v, v / b) }
+		$1 != k { k = $1; c = $4; w = $5; g = $6; r = $7 }
+		{ printf "| %s | %d MiB | %s | %s | %s | %s | %s | %d MB (%.1f %%) |\n", $3, $2, x($4, c), x($5, w), x($6, g), x($7, r),
+			($5 == "-" || $6 == "-" || $6 + 0 == 0) ? "-" : sprintf("%.2f", $5 / $6), $8 / 1024, $8 / 1024 / $2 * 100 }'
+fi
 echo
 echo "load $(cut -d' ' -f1-3 /proc/loadavg) at the end"

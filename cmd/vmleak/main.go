@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 )
 
@@ -19,6 +20,19 @@ func main() {
 			if pprof.StartCPUProfile(f) == nil {
 				code := run(os.Args[1:], os.Stdout, os.Stderr)
 				pprof.StopCPUProfile()
+				f.Close()
+				os.Exit(code)
+			}
+			f.Close()
+		}
+	}
+	// VMLEAK_TRACE=FILE writes an execution trace (go tool trace): where the
+	// wall time goes that a CPU profile does not show (waits, idle cores).
+	if p := os.Getenv("VMLEAK_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if trace.Start(f) == nil {
+				code := run(os.Args[1:], os.Stdout, os.Stderr)
+				trace.Stop()
 				f.Close()
 				os.Exit(code)
 			}

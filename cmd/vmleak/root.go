@@ -30,6 +30,8 @@ type globalOptions struct {
 	rawRanges string
 	types     string
 	maxMemory string
+	// cacheLimit bounds the decompressed-page cache: a quarter of --max-memory.
+	cacheLimit uint64
 	// typeCache is the start-up cache directory (--type-cache); noTypeCache
 	// disables it.
 	typeCache   string
@@ -89,6 +91,10 @@ dump-guest-memory output, with the matching vmlinux debuginfo.
 			return &usageError{msg: "--max-memory: " + err.Error()}
 		}
 		g.stopLimit = memoryLimit(limit, args, c.ErrOrStderr())
+		// The decompressed-page cache takes at most a quarter of the limit.
+		if limit > 0 {
+			g.cacheLimit = uint64(limit) / 4
+		}
 		g.splits.stderr = c.ErrOrStderr()
 		return nil
 	}
@@ -148,6 +154,7 @@ func (g *globalOptions) openKernel(dump string, skipVmlinux bool) (*kernel.Kerne
 		NoVmlinux:   g.noVmlinux,
 		Types:       g.sharedTypes,
 		TypeCache:   g.typeCacheDir(),
+		CacheLimit:  min(g.cacheLimit, kernel.DefaultCacheLimit),
 	}, g.quietSplit)
 	if err != nil {
 		return nil, classify(err)

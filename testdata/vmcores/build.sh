@@ -92,7 +92,7 @@ main() {
 		return
 	fi
 	for n in "${names[@]}"; do
-		build_dump "$n"
+		build_dump_retry "$n"
 	done
 	local t1=$SECONDS
 	for n in "${names[@]}"; do

@@ -48,10 +48,24 @@ def qmp(sock_path, commands):
             # events (STOP, RESUME, DUMP_COMPLETED...) are skipped
 
 
-def wait(log, pattern, secs):
+def alive(pid):
+    """Whether process pid runs: a zombie (exited, not yet reaped by the
+    shell that started it) does not."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def wait(log, pattern, secs, pid=None):
+    """Waits for a line matching pattern in log; with pid (the guest's QEMU),
+    stops early with exit code 3 once that process is gone and the line
+    never came (a guest that crashed and, under -no-reboot, ended QEMU)."""
     rx = re.compile(pattern)
     deadline = time.time() + float(secs)
     while time.time() < deadline:
+        gone = pid is not None and not alive(pid)
         try:
             with open(log, "rb") as f:
                 for line in f.read().decode("utf-8", "replace").splitlines():
@@ -60,6 +74,9 @@ def wait(log, pattern, secs):
                         return
         except FileNotFoundError:
             pass
+        if gone:
+            print(f"lab.py: QEMU (pid {pid}) exited before /{pattern}/ appeared in {log}", file=sys.stderr)
+            sys.exit(3)
         time.sleep(0.5)
     sys.exit(f"lab.py: timed out after {secs}s waiting for /{pattern}/ in {log}")
 
