@@ -230,3 +230,63 @@ func BenchmarkWords(b *testing.B) {
 		w.gray = w.gray[:0]
 	}
 }
+
+// countingMem counts reads, to see the worker's pages at work.
+type countingMem struct {
+	fakeMem
+	reads int
+}
+
+func (m *countingMem) ReadVirt(p []byte, va uint64) error {
+	m.reads++
+	return m.fakeMem.ReadVirt(p, va)
+}
+
+// The mark phase reads a slab page once for all the objects it reaches in
+// it, re-reads a page another page evicted from its slot (slabA and slabB
+// share slot 0), and reads an object that crosses a page boundary itself.
+func TestWorkerPages(t *testing.T) {
+	const cross = slabB + pageSize - 16 // a 48-byte object over slabB's end
+	tests := []struct {
+		name      string
+		chain     []uint64 // root -> chain[0] -> chain[1] -> ...
+		wantReads int
+	}{
+		{"eight neighbours", []uint64{obj(0), obj(1), obj(2), obj(3), obj(4), obj(5), obj(6), obj(7)}, 1 + 1},
+		{"two pages in one slot", []uint64{obj(0), obj(8), obj(1), obj(9)}, 1 + 4},
+		{"page crossing", []uint64{obj(0), cross}, 1 + 1 + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mem := &countingMem{fakeMem: fakeMem{}}
+			for _, pg := range []uint64{slabA, slabB, slabB + pageSize, root} {
+				mem.fakeMem[pg] = make([]byte, pageSize)
+			}
+			mem.put(root, tt.chain[0])
+			for i := 0; i+1 < len(tt.chain); i++ {
+				mem.put(tt.chain[i], tt.chain[i+1])
+			}
+			slabs := []walk.Slab{
+				{Cache: "test", First: slabA, Stride: stride, ObjectSize: osize, N: 8, Allocated: []uint64{0xff}},
+				{Cache: "test", First: slabB, Stride: stride, ObjectSize: osize, N: 8, Allocated: []uint64{0xff}},
+				{Cache: "cross", First: cross, Stride: stride, ObjectSize: osize, N: 1, Allocated: []uint64{1}},
+			}
+			tab, warnings := newTable(slabs)
+			if len(warnings) > 0 {
+				t.Fatal(warnings)
+			}
+			sc := scan(mem, tab, []Region{{Kind: "data", VA: root, Size: pageSize}}, 1)
+			for _, va := range tt.chain {
+				if idx, ok := tab.lookup(va); !ok || !sc.isMarked(idx) {
+					t.Errorf("%#x not marked", va)
+				}
+			}
+			if mem.reads != tt.wantReads {
+				t.Errorf("%d reads, want %d", mem.reads, tt.wantReads)
+			}
+			if have, want := sc.st.objectBytes.Load(), uint64(len(tt.chain))*osize; have != want {
+				t.Errorf("%d object bytes scanned, want %d", have, want)
+			}
+		})
+	}
+}

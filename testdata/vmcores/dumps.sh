@@ -482,9 +482,10 @@ run_crash() {
 }
 
 # GUEST_CRASHED is build_dump's exit code when QEMU ended before the guest
-# said it was ready or done: the guest kernel died (under TCG the 7.x kernel
-# has been seen to take an int3 Oops in enqueue_timer at boot, about once in
-# fifteen boots), which build_dump_retry answers by booting it again.
+# said it was ready or done: the guest kernel died (under TCG a 7.x guest
+# was seen to take an int3 Oops in enqueue_timer one second into its boot,
+# and its next boot to run clean), which build_dump_retry answers by booting
+# it again.
 GUEST_CRASHED=75
 
 guest_crashed() { # name workdir
