@@ -101,9 +101,11 @@ type Options struct {
 	CacheLimit uint64
 }
 
-// DefaultCacheLimit is Options.CacheLimit's default: 256 MiB holds every
-// slab page of the lab's dumps up to 1 GiB of RAM.
-const DefaultCacheLimit = 256 << 20
+// DefaultCacheLimit is Options.CacheLimit's default. Measured with leaks on
+// the lab's big dumps: 64 MiB saves 15–20 % of the time against the
+// default cache; 256 MiB saved a few per cent more on the 4 GiB kdump-lzo
+// for 90 MB more peak RSS, and nothing on the 1 GiB one for 250 MB more.
+const DefaultCacheLimit = 64 << 20
 
 // NoTypeCache as Options.TypeCache disables the start-up cache.
 const NoTypeCache = "-"
