@@ -385,6 +385,42 @@ func (d *Dump) SetCacheSize(pages int) {
 	}
 }
 
+// NoneDumped is true when the dump provably holds no byte of physical
+// memory [pa, pa+size): a kdump-compressed file (or the parts of a split
+// one, joined) whose bitmap marks none of its blocks dumped. makedumpfile
+// leaves out free, page cache and user pages by their struct pages' state,
+// and keeps zero pages in the bitmap (as its shared zero page), so such
+// memory was never a slab page. ELF dumps and memory images, whose absent
+// ranges do not say why, and addresses beyond the bitmaps give false.
+func (d *Dump) NoneDumped(pa, size uint64) bool {
+	if size == 0 || pa+size < pa {
+		return false
+	}
+	if d.parts != nil {
+		// Each part answers for its range; NewSplitDump checked that
+		// together they cover every pfn.
+		for _, p := range d.parts {
+			if p.kd == nil {
+				return false
+			}
+			blo, bhi := pa/p.kd.bs, (pa+size-1)/p.kd.bs+1
+			if bhi > p.kd.maxPFN {
+				return false
+			}
+			s, e := max(blo, p.kd.startPFN), min(bhi, p.kd.endPFN)
+			if s < e && !p.kd.noneDumpedIn(s, e) {
+				return false
+			}
+		}
+		return true
+	}
+	if d.kd == nil {
+		return false
+	}
+	blo, bhi := pa/d.kd.bs, (pa+size-1)/d.kd.bs+1
+	return d.kd.noneDumpedIn(blo, bhi)
+}
+
 // ReserveCache grows the kdump page cache to hold n bytes of decompressed
 // memory, for a command about to read that much memory more than once (leaks
 // scans every slab object after the census walked the freelists of the same

@@ -572,6 +572,29 @@ func (k *kdump) pageCounts(d *Dump) (present, excluded, zero uint64) {
 	return k.present, k.excluded, k.zero
 }
 
+// noneDumpedIn is true when this file holds no block of [lo, hi): every
+// block is in its range and has its dumped bit clear. Outside its range (a
+// part of a split dump read alone) it cannot tell, so false.
+func (k *kdump) noneDumpedIn(lo, hi uint64) bool {
+	if lo >= hi || lo < k.startPFN || hi > k.endPFN {
+		return false
+	}
+	for pfn := lo; pfn < hi; {
+		if pfn%64 == 0 && pfn+64 <= hi {
+			if k.bm2[pfn/64] != 0 {
+				return false
+			}
+			pfn += 64
+			continue
+		}
+		if bitSet(k.bm2, pfn) {
+			return false
+		}
+		pfn++
+	}
+	return true
+}
+
 // excludedIn counts the pfns in [lo, hi) that are RAM but not dumped.
 func (k *kdump) excludedIn(lo, hi uint64) uint64 {
 	var n uint64

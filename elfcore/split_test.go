@@ -228,3 +228,50 @@ func TestSplitErrors(t *testing.T) {
 		})
 	}
 }
+
+// NoneDumped says which memory a kdump file provably lacks: RAM it left
+// out and holes, never the shared zero page's pfns, never past its bitmaps,
+// and, for a part read alone, nothing outside its own range.
+func TestNoneDumped(t *testing.T) {
+	s := splitSpec(6)
+	whole := mustOpen(t, buildKdump(s))
+	joined, err := NewSplitDump(splitParts(t, s, 0, 16, 32, 48))
+	if err != nil {
+		t.Fatal(err)
+	}
+	part1 := splitParts(t, s, 0, 20, 48)[0]
+	const ps = 4096
+	tests := []struct {
+		name              string
+		pa, size          uint64
+		whole, alonePart1 bool
+	}{
+		{"holes", 3 * ps, 2 * ps, true, true},
+		{"holes and excluded RAM", 3 * ps, 3 * ps, true, true},
+		{"a dumped page", 0, 2 * ps, false, false},
+		{"the zero page is dumped", 34 * ps, ps, false, false},
+		{"across parts", 18 * ps, 12 * ps, true, false},
+		{"to the last pfn", 41 * ps, 6 * ps, true, false},
+		{"with the last pfn", 41 * ps, 7 * ps, false, false},
+		{"past the bitmaps", 41 * ps, 8 * ps, false, false},
+		{"unaligned, one page's worth over two", 3*ps + 100, ps, true, true},
+		{"empty", 3 * ps, 0, false, false},
+		{"wraps", 1<<64 - ps, 2 * ps, false, false},
+	}
+	for _, tc := range tests {
+		if have := whole.NoneDumped(tc.pa, tc.size); have != tc.whole {
+			t.Errorf("%s: whole %v, want %v", tc.name, have, tc.whole)
+		}
+		if have := joined.NoneDumped(tc.pa, tc.size); have != tc.whole {
+			t.Errorf("%s: joined parts %v, want %v", tc.name, have, tc.whole)
+		}
+		if have := part1.NoneDumped(tc.pa, tc.size); have != tc.alonePart1 {
+			t.Errorf("%s: part 1 alone %v, want %v", tc.name, have, tc.alonePart1)
+		}
+	}
+	// An ELF dump's absent ranges do not say why: never.
+	elf := mustOpen(t, buildELF(elfSpec{loads: []elfLoad{{data: pattern(0, 4*ps)}}}))
+	if elf.NoneDumped(64*ps, ps) {
+		t.Error("ELF: memory outside its loads reported as left out")
+	}
+}

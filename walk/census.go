@@ -23,8 +23,12 @@ type Census struct {
 	// FreelistEncoding is how free pointers were stored: "swab", "plain"
 	// (hardened without swab, before v5.7) or "raw" (not hardened).
 	FreelistEncoding string `json:"freelist_encoding"`
-	// PagesScanned counts the struct pages the census visited.
+	// PagesScanned counts the struct pages the census read.
 	PagesScanned uint64 `json:"pages_scanned"`
+	// PagesNotDumped counts the struct pages it did not read because the
+	// dump holds none of the page frames they describe (a makedumpfile -d
+	// 31 dump leaves out free, page cache and user pages, never slabs).
+	PagesNotDumped uint64 `json:"pages_not_dumped,omitempty"`
 	// Live is true when the memory was the running kernel's (/proc/kcore):
 	// each cache's counts are of a moment during the scan, and caches that
 	// changed under it are marked Moved.

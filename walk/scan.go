@@ -34,11 +34,11 @@ type slabVisit struct {
 
 // scanSlabs calls visit for every slab head page of present memory, from
 // workers running in parallel over disjoint pfn chunks. It returns the number
-// of struct pages scanned and the pfn chunks that could not be read.
-func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64, unreadable []badRange, err error) {
+// of struct pages read and left unread, and the pfn chunks that could not be read.
+func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned scanCount, unreadable []badRange, err error) {
 	ranges, err := w.memoryRanges()
 	if err != nil {
-		return 0, nil, err
+		return scanCount{}, nil, err
 	}
 	const chunk = scanRead // pfns per work item: 256 KiB of struct pages
 	type item struct{ start, end uint64 }
@@ -56,14 +56,14 @@ func (w *Walker) scanSlabs(visit func(worker int, s slabVisit)) (scanned uint64,
 		wg.Add(1)
 		go func(wk int) {
 			defer wg.Done()
-			var n uint64
+			var n scanCount
 			var errs []badRange
 			buf := w.scanBuf()
 			for it := range next {
-				n += w.scanRange(it.start, it.end, buf, &errs, func(s slabVisit) bool { visit(wk, s); return true })
+				n.add(w.scanRange(it.start, it.end, buf, &errs, func(s slabVisit) bool { visit(wk, s); return true }))
 			}
 			mu.Lock()
-			scanned += n
+			scanned.add(n)
 			unreadable = append(unreadable, errs...)
 			mu.Unlock()
 		}(wk)
@@ -113,9 +113,48 @@ const (
 // scanBuf is a worker's buffer for scanRange.
 func (w *Walker) scanBuf() []byte { return make([]byte, scanRead*w.mm.StructPageSize()) }
 
-// scanRange visits the slab head pages among pfns [start, end); it returns
-// how many struct pages it read.
-func (w *Walker) scanRange(start, end uint64, buf []byte, errs *[]badRange, visit func(slabVisit) bool) uint64 {
+// scanCount is what a scan did with the struct pages of its memory.
+type scanCount struct {
+	read uint64
+	// notDumped were not read: the dump holds none of the page frames
+	// they describe, each run of scanBatch (mm.MM.NotDumped).
+	notDumped uint64
+}
+
+func (c *scanCount) add(o scanCount) { c.read += o.read; c.notDumped += o.notDumped }
+
+// scanRange visits the slab head pages among pfns [start, end). The struct
+// pages of each scanBatch page frames the dump holds none of are not read:
+// on a makedumpfile -d 31 dump most of memory is free and left out, and
+// its struct pages would be decompressed only to say so.
+func (w *Walker) scanRange(start, end uint64, buf []byte, errs *[]badRange, visit func(slabVisit) bool) scanCount {
+	var c scanCount
+	notDumped := func(lo uint64) bool { return w.mm.NotDumped(lo, min(lo+scanBatch, end)-lo) }
+	for lo := start; lo < end; {
+		if notDumped(lo) {
+			c.notDumped += min(lo+scanBatch, end) - lo
+			lo += scanBatch
+			continue
+		}
+		hi := lo + scanBatch
+		for hi < end && !notDumped(hi) {
+			hi += scanBatch
+		}
+		hi = min(hi, end)
+		n, more := w.scanRun(lo, hi, buf, errs, visit)
+		c.read += n
+		if !more {
+			return c
+		}
+		lo = hi
+	}
+	return c
+}
+
+// scanRun visits the slab head pages among pfns [start, end), reading
+// their struct pages len(buf) bytes at a time; it returns how many it read
+// and false when visit stopped the scan.
+func (w *Walker) scanRun(start, end uint64, buf []byte, errs *[]badRange, visit func(slabVisit) bool) (uint64, bool) {
 	ps := w.mm.StructPageSize()
 	per := max(scanBatch, uint64(len(buf))/ps)
 	var n uint64
@@ -124,7 +163,7 @@ func (w *Walker) scanRange(start, end uint64, buf []byte, errs *[]badRange, visi
 		if cnt > scanBatch && w.mm.ReadStructPages(buf, pfn, cnt) == nil {
 			n += cnt
 			if !w.visitPages(buf, pfn, cnt, errs, visit) {
-				return n
+				return n, false
 			}
 			continue
 		}
@@ -136,11 +175,11 @@ func (w *Walker) scanRange(start, end uint64, buf []byte, errs *[]badRange, visi
 			}
 			n += c
 			if !w.visitPages(buf, sub, c, errs, visit) {
-				return n
+				return n, false
 			}
 		}
 	}
-	return n
+	return n, true
 }
 
 // visitPages visits the slab head pages among the cnt struct pages in buf,
@@ -162,20 +201,20 @@ func (w *Walker) visitPages(buf []byte, pfn, cnt uint64, errs *[]badRange, visit
 }
 
 // scanSlabsOrdered is scanSlabs on one goroutine, in pfn order, stoppable.
-func (w *Walker) scanSlabsOrdered(visit func(slabVisit) bool) (scanned uint64, unreadable []badRange, err error) {
+func (w *Walker) scanSlabsOrdered(visit func(slabVisit) bool) (scanned scanCount, unreadable []badRange, err error) {
 	ranges, err := w.memoryRanges()
 	if err != nil {
-		return 0, nil, err
+		return scanCount{}, nil, err
 	}
 	buf := w.scanBuf()
 	stopped := false
 	for _, r := range ranges {
-		scanned += w.scanRange(r.Start, r.End, buf, &unreadable, func(s slabVisit) bool {
+		scanned.add(w.scanRange(r.Start, r.End, buf, &unreadable, func(s slabVisit) bool {
 			if !visit(s) {
 				stopped = true
 			}
 			return !stopped
-		})
+		}))
 		if stopped {
 			break
 		}
@@ -286,7 +325,8 @@ func (w *Walker) Census() (*Census, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Census{Schema: CensusSchema, Release: k.Release(), Dump: k.Path(), Method: "census", PagesScanned: scanned, Live: w.live}
+	c := &Census{Schema: CensusSchema, Release: k.Release(), Dump: k.Path(), Method: "census",
+		PagesScanned: scanned.read, PagesNotDumped: scanned.notDumped, Live: w.live}
 	if n := k.ZeroFilled(); n > 0 {
 		// --zero-fill: the result must say it stands partly on invented zeros.
 		c.Warnings = append(c.Warnings, fmt.Sprintf("%d reads of memory missing from the dump returned zeros (--zero-fill): counts may be wrong", n))

@@ -160,6 +160,14 @@ func (m *MM) ReadStructPages(buf []byte, pfn, n uint64) error {
 	return m.k.ReadVirt(buf[:need], m.Page(pfn))
 }
 
+// NotDumped is true when the dump provably holds none of page frames
+// [pfn, pfn+n): makedumpfile left them all out as free, page cache or user
+// pages (elfcore.Dump.NoneDumped), so their struct pages describe no slab
+// and a scan for slabs need not read them. Off a live system only.
+func (m *MM) NotDumped(pfn, n uint64) bool {
+	return !m.k.Dump().Live() && m.k.Dump().NoneDumped(pfn*m.pageSize, n*m.pageSize)
+}
+
 // Ranges is the memory whose struct pages exist.
 type Ranges struct {
 	PFNs []PFNRange
