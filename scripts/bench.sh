@@ -22,11 +22,13 @@
 #     did that for drgn), crash 8.0.2's kmem -s warm (CRASH_RUNS rounds
 #     only: it takes seconds);
 #   - vmleak slabs with an empty start-up cache (the first run on a kernel);
-#   - vmleak info, owners, leaks, check, and diff of the dump with itself.
+# then, after the rounds, with no drop and after one unrecorded run each,
+# RUNS rounds of vmleak info, owners, leaks, check, and diff of the dump
+# with itself.
 # Each cell is the median of the rounds: wall time, CPU time (user+sys) and
 # peak RSS. A last table shows how each tool's cost grows with the guest's
-# RAM: per dump, its times against the smallest dump of the same producer
-# and format, and vmleak's largest peak RSS over its commands as a share of
+# RAM: per dump, its times against the smallest dump of the same guest
+# and file, and vmleak's largest peak RSS over its commands as a share of
 # the guest's RAM. On a shared machine wall time mostly measures the wait
 # for a core: read CPU time and the ratios. Not a test.
 set -euo pipefail
@@ -127,11 +129,22 @@ for d in "${dumps[@]}"; do
 		one r.drgn chroot "$CH" drgn -q -c "$cd_dump" -s "$cd_vm" /tmp/vmleak-usage.py
 		((i < CRASH_RUNS)) && one r.crash crash -s "$vm" "$d" -i "$work/crash.cmds"
 		one r.first "$V" slabs "$d" --vmlinux "$vm" --type-cache "$(mktemp -d -p "$work")"
-		one r.info "$V" info "$d" --vmlinux "$vm"
-		one r.owners "$V" owners "$d" --vmlinux "$vm"
-		one r.leaks "$V" leaks "$d" --vmlinux "$vm"
-		one r.check "$V" check "$d" --vmlinux "$vm"
-		one r.diff "$V" diff "$d" "$d" --vmlinux "$vm"
+	done
+	# The other commands warm: after the rounds above, with no drop, once
+	# unrecorded each, since leaks and check read much that slabs does not
+	# (every referenced object, the kernel's text) and the drops evicted it.
+	cmds=(info owners leaks check diff)
+	for c in "${cmds[@]}"; do
+		args=("$d")
+		[[ $c == diff ]] && args=("$d" "$d")
+		"$V" "$c" "${args[@]}" --vmlinux "$vm" >/dev/null 2>&1 || true
+	done
+	for ((i = 0; i < RUNS; i++)); do
+		for c in "${cmds[@]}"; do
+			args=("$d")
+			[[ $c == diff ]] && args=("$d" "$d")
+			one "r.$c" "$V" "$c" "${args[@]}" --vmlinux "$vm"
+		done
 	done
 	umount "$CH/mnt/bench-dump" "$CH/mnt/bench-vmlinux"
 	echo
@@ -153,8 +166,9 @@ for d in "${dumps[@]}"; do
 	done
 	# The scaling row: producer and format (the file name without its
 	# index), RAM, medians, and the largest vmleak peak RSS of any command.
-	kind=$(basename "$d" | sed 's/[0-9]*\././')
-	[[ $(basename "$dir") == *kbig* || $(basename "$dir") == *-kdump ]] && kind="kdump $kind" || kind="qemu $kind"
+	# The guest without its size (bookworm-kbig4g: bookworm-kbig) and the
+	# file without its index (qemu1.elf: qemu.elf).
+	kind="$(basename "$dir" | sed 's/[0-9]*g$//') $(basename "$d" | sed 's/[0-9]*\././')"
 	maxrss=0
 	for c in cold warm first info owners leaks check diff; do
 		r=$(med "r.$c" 3)
@@ -166,7 +180,7 @@ if [[ -s $work/scale ]] && (($(cut -d'|' -f1 "$work/scale" | sort | uniq -d | wc
 	echo
 	echo "### How the cost grows with RAM"
 	echo
-	echo "Each time (median wall) and, in brackets, the same against the smallest dump of the same producer and format; vmleak's peak RSS is the largest of all its commands on the dump."
+	echo "Each time (median wall) and, in brackets, the same against the smallest dump of the same guest and file; vmleak's peak RSS is the largest of all its commands on the dump."
 	echo
 	echo "| dump | guest RAM | vmleak slabs cold | vmleak slabs warm | drgn warm | crash kmem -s | vmleak / drgn (warm) | vmleak peak RSS (share of RAM) |"
 	echo "|---|---|---|---|---|---|---|---|"
