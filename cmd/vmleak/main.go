@@ -13,33 +13,39 @@ import (
 )
 
 func main() {
-	// VMLEAK_CPUPROFILE=FILE writes a CPU profile of the run (go tool pprof):
-	// how the README's "where the time goes" is measured.
-	if p := os.Getenv("VMLEAK_CPUPROFILE"); p != "" {
-		if f, err := os.Create(p); err == nil {
-			if pprof.StartCPUProfile(f) == nil {
-				code := run(os.Args[1:], os.Stdout, os.Stderr)
-				pprof.StopCPUProfile()
-				f.Close()
-				os.Exit(code)
-			}
-			f.Close()
+	os.Exit(recorded(func() int { return run(os.Args[1:], os.Stdout, os.Stderr) }))
+}
+
+// recorders are what a run can record into a file the environment names:
+// VMLEAK_CPUPROFILE a CPU profile (go tool pprof), how the README's "where
+// the time goes" is measured; VMLEAK_TRACE an execution trace (go tool
+// trace), for the wall time a CPU profile does not show (waits, idle cores).
+var recorders = []struct {
+	env   string
+	start func(io.Writer) error
+	stop  func()
+}{
+	{"VMLEAK_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile},
+	{"VMLEAK_TRACE", trace.Start, trace.Stop},
+}
+
+// recorded runs f under the recorders asked for and returns its exit code.
+func recorded(f func() int) int {
+	for _, r := range recorders {
+		p := os.Getenv(r.env)
+		if p == "" {
+			continue
+		}
+		out, err := os.Create(p)
+		if err != nil {
+			continue
+		}
+		defer out.Close()
+		if r.start(out) == nil {
+			defer r.stop()
 		}
 	}
-	// VMLEAK_TRACE=FILE writes an execution trace (go tool trace): where the
-	// wall time goes that a CPU profile does not show (waits, idle cores).
-	if p := os.Getenv("VMLEAK_TRACE"); p != "" {
-		if f, err := os.Create(p); err == nil {
-			if trace.Start(f) == nil {
-				code := run(os.Args[1:], os.Stdout, os.Stderr)
-				trace.Stop()
-				f.Close()
-				os.Exit(code)
-			}
-			f.Close()
-		}
-	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	return f()
 }
 
 // run executes one command line and returns the process exit code. A panic is
