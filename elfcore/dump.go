@@ -400,25 +400,13 @@ func (d *Dump) NoneDumped(pa, size uint64) bool {
 		// Each part answers for its range; NewSplitDump checked that
 		// together they cover every pfn.
 		for _, p := range d.parts {
-			if p.kd == nil {
-				return false
-			}
-			blo, bhi := pa/p.kd.bs, (pa+size-1)/p.kd.bs+1
-			if bhi > p.kd.maxPFN {
-				return false
-			}
-			s, e := max(blo, p.kd.startPFN), min(bhi, p.kd.endPFN)
-			if s < e && !p.kd.noneDumpedIn(s, e) {
+			if p.kd == nil || !p.kd.noneDumpedAt(pa, size, true) {
 				return false
 			}
 		}
 		return true
 	}
-	if d.kd == nil {
-		return false
-	}
-	blo, bhi := pa/d.kd.bs, (pa+size-1)/d.kd.bs+1
-	return d.kd.noneDumpedIn(blo, bhi)
+	return d.kd != nil && d.kd.noneDumpedAt(pa, size, false)
 }
 
 // ReserveCache grows the kdump page cache to hold n bytes of decompressed

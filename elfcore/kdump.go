@@ -572,27 +572,25 @@ func (k *kdump) pageCounts(d *Dump) (present, excluded, zero uint64) {
 	return k.present, k.excluded, k.zero
 }
 
-// noneDumpedIn is true when this file holds no block of [lo, hi): every
-// block is in its range and has its dumped bit clear. Outside its range (a
-// part of a split dump read alone) it cannot tell, so false.
-func (k *kdump) noneDumpedIn(lo, hi uint64) bool {
-	if lo >= hi || lo < k.startPFN || hi > k.endPFN {
+// noneDumpedAt is true when this file holds no block of physical memory
+// [pa, pa+size): its dumped bitmap counts no block there (rank). Blocks
+// past the bitmaps, or outside this file's range when it is one part of a
+// split dump read alone, it cannot answer for: false. With ownRange, as one
+// of a joined split dump's parts, it answers for its own range only.
+func (k *kdump) noneDumpedAt(pa, size uint64, ownRange bool) bool {
+	lo, hi := pa/k.bs, (pa+size-1)/k.bs+1
+	if hi > k.maxPFN {
 		return false
 	}
-	for pfn := lo; pfn < hi; {
-		if pfn%64 == 0 && pfn+64 <= hi {
-			if k.bm2[pfn/64] != 0 {
-				return false
-			}
-			pfn += 64
-			continue
+	if ownRange {
+		lo, hi = max(lo, k.startPFN), min(hi, k.endPFN)
+		if lo >= hi {
+			return true
 		}
-		if bitSet(k.bm2, pfn) {
-			return false
-		}
-		pfn++
+	} else if lo < k.startPFN || hi > k.endPFN {
+		return false
 	}
-	return true
+	return k.rank(hi) == k.rank(lo)
 }
 
 // excludedIn counts the pfns in [lo, hi) that are RAM but not dumped.

@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/vmleak/vmleak/internal/fixture"
+	"github.com/vmleak/vmleak/internal/testkernel"
 	"github.com/vmleak/vmleak/kernel"
 	"github.com/vmleak/vmleak/leaks"
 	"github.com/vmleak/vmleak/symbolize"
-	"github.com/vmleak/vmleak/walk"
 )
 
 // BenchmarkFind is `vmleak leaks` without the printing, per format of the
@@ -36,15 +36,7 @@ func BenchmarkFind(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					w, err := walk.New(k)
-					if err != nil {
-						b.Fatal(err)
-					}
-					c, err := w.Census()
-					if err != nil {
-						b.Fatal(err)
-					}
-					w.SetAliases(c)
+					w, c := testkernel.Census(b, k)
 					if _, err := leaks.Find(k, w, c, symbolize.New(w)); err != nil {
 						b.Fatal(err)
 					}
