@@ -133,23 +133,21 @@ for d in "${dumps[@]}"; do
 	# The other commands warm: after the rounds above, with no drop, once
 	# unrecorded each, since leaks and check read much that slabs does not
 	# (every referenced object, the kernel's text) and the drops evicted it.
-	cmds=(info owners leaks check diff)
-	for c in "${cmds[@]}"; do
-		args=("$d")
-		[[ $c == diff ]] && args=("$d" "$d")
-		"$V" "$c" "${args[@]}" --vmlinux "$vm" >/dev/null 2>&1 || true
-	done
-	for ((i = 0; i < RUNS; i++)); do
-		for c in "${cmds[@]}"; do
+	for ((i = -1; i < RUNS; i++)); do
+		for c in info owners leaks check diff; do
 			args=("$d")
-			[[ $c == diff ]] && args=("$d" "$d")
-			one "r.$c" "$V" "$c" "${args[@]}" --vmlinux "$vm"
+			[[ $c == diff ]] && args+=("$d")
+			if ((i < 0)); then
+				"$V" "$c" "${args[@]}" --vmlinux "$vm" >/dev/null 2>&1 || true
+			else
+				one "r.$c" "$V" "$c" "${args[@]}" --vmlinux "$vm"
+			fi
 		done
 	done
 	umount "$CH/mnt/bench-dump" "$CH/mnt/bench-vmlinux"
 	echo
-	mem=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["guest"]["mem_mib"])' "$dir/manifest.json")
-	echo "### $(basename "$dir") \`$(basename "$d")\` ($(du -h --apparent-size "$d" | cut -f1), $(python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guest"]; print("%d MiB guest, %d CPUs" % (g["mem_mib"], g["smp"]))' "$dir/manifest.json")), median of $RUNS (crash: $CRASH_RUNS)"
+	read -r mem smp < <(python3 -c 'import json,sys; g=json.load(open(sys.argv[1]))["guest"]; print(g["mem_mib"], g["smp"])' "$dir/manifest.json")
+	echo "### $(basename "$dir") \`$(basename "$d")\` ($(du -h --apparent-size "$d" | cut -f1), $mem MiB guest, $smp CPUs), median of $RUNS (crash: $CRASH_RUNS)"
 	echo
 	echo "| run | vmleak slabs | drgn slab_cache_usage | vmleak / drgn (wall, CPU) | crash kmem -s | vmleak / crash (wall) |"
 	echo "|---|---|---|---|---|---|"
@@ -164,10 +162,9 @@ for d in "${dumps[@]}"; do
 		[[ $c == diff ]] && label="diff (the dump with itself)"
 		echo "| $label | $(cell "r.$c") | $(ratio "r.$c" r.warm 2) |"
 	done
-	# The scaling row: producer and format (the file name without its
-	# index), RAM, medians, and the largest vmleak peak RSS of any command.
-	# The guest without its size (bookworm-kbig4g: bookworm-kbig) and the
-	# file without its index (qemu1.elf: qemu.elf).
+	# The scaling row: the guest without its size (bookworm-kbig4g:
+	# bookworm-kbig) and the file without its index (qemu1.elf: qemu.elf),
+	# RAM, medians, and the largest vmleak peak RSS of any command.
 	kind="$(basename "$dir" | sed 's/[0-9]*g$//') $(basename "$d" | sed 's/[0-9]*\././')"
 	maxrss=0
 	for c in cold warm first info owners leaks check diff; do
